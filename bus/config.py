@@ -1,0 +1,296 @@
+"""The agent's configuration: one TOML file that every process of the agent reads.
+
+CONTROL.md fixes the minimum keys and the override rule: every key can be
+replaced by the environment variable ``PYJINGLE_<SECTION>_<KEY>``. Whatever is
+wrong is reported as :class:`ConfigError` naming the key, on one line, so the
+processes can print it and exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "PYJINGLE_"
+ACCEPT_POLICIES = ("none", "roster", "all")
+REVEAL_POLICIES = ("never", "roster", "always")
+TLS_MODES = ("required", "optional", "off")
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or wrong; the message names the key."""
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    jid: str
+    password: str
+    server: str | None
+    port: int
+    tls: str
+    resource: str
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    commands: str
+    events: str
+
+
+@dataclass(frozen=True)
+class BusConfig:
+    """Internal endpoints and liveness settings (supervisor <-> processes)."""
+
+    endpoint: str
+    heartbeat_interval: float
+    heartbeat_timeout: float
+    spawn: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    input: str
+    output: str
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    download_dir: str
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    auto_accept_calls: str
+    auto_accept_files: str
+    reveal_ip_before_accept: str
+    relay_only: bool
+
+
+@dataclass(frozen=True)
+class JingleConfig:
+    """Timeouts of the Jingle core, in seconds."""
+
+    ring_timeout: float
+    iq_timeout: float
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    account: AccountConfig
+    control: ControlConfig
+    bus: BusConfig
+    audio: AudioConfig
+    transfer: TransferConfig
+    policy: PolicyConfig
+    jingle: JingleConfig
+    log_level: str
+    source: str
+
+    @property
+    def bare_jid(self) -> str:
+        return self.account.jid.split("/", 1)[0]
+
+
+def runtime_dir(bare_jid: str) -> Path:
+    """Where the default ipc:// endpoints live, created with mode 0700."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    root = Path(base) / "pyjingle" if base else Path(f"/tmp/pyjingle-{os.getuid()}")
+    path = root / bare_jid
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for p in (root, path):
+        if p.stat().st_uid == os.getuid():
+            p.chmod(0o700)
+    return path
+
+
+class _Reader:
+    """Reads ``section.key`` from the TOML table or its environment override."""
+
+    def __init__(self, table: Mapping[str, Any], env: Mapping[str, str]) -> None:
+        self._table = table
+        self._env = env
+
+    def raw(self, section: str, key: str) -> tuple[Any, bool]:
+        env_name = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+        if env_name in self._env:
+            return self._env[env_name], True
+        sect = self._table.get(section, {})
+        if not isinstance(sect, Mapping):
+            raise ConfigError(f"[{section}] must be a table")
+        if key in sect:
+            return sect[key], False
+        return None, False
+
+    def text(self, section: str, key: str, default: str | None = None, *,
+            choices: tuple[str, ...] | None = None) -> str:
+        value, _ = self.raw(section, key)
+        if value is None:
+            if default is None:
+                raise ConfigError(f"{section}.{key}: required but missing")
+            value = default
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{section}.{key}: expected a non-empty string, got {value!r}")
+        if choices and value not in choices:
+            raise ConfigError(f"{section}.{key}: {value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def opt_text(self, section: str, key: str) -> str | None:
+        value, _ = self.raw(section, key)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"{section}.{key}: expected a string, got {value!r}")
+        return value
+
+    def integer(self, section: str, key: str, default: int, lo: int, hi: int) -> int:
+        value, from_env = self.raw(section, key)
+        if value is None:
+            return default
+        if from_env:
+            try:
+                value = int(value)
+            except ValueError:
+                raise ConfigError(f"{section}.{key}: expected an integer, got {value!r}") from None
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise ConfigError(f"{section}.{key}: expected an integer in {lo}..{hi}, got {value!r}")
+        return value
+
+    def number(self, section: str, key: str, default: float, lo: float, hi: float) -> float:
+        value, from_env = self.raw(section, key)
+        if value is None:
+            return default
+        if from_env:
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{section}.{key}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+            raise ConfigError(f"{section}.{key}: expected a number in {lo}..{hi}, got {value!r}")
+        return float(value)
+
+    def flag(self, section: str, key: str, default: bool) -> bool:
+        value, from_env = self.raw(section, key)
+        if value is None:
+            return default
+        if from_env and isinstance(value, str):
+            lowered = value.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+        if not isinstance(value, bool):
+            raise ConfigError(f"{section}.{key}: expected true or false, got {value!r}")
+        return value
+
+    def names(self, section: str, key: str, default: tuple[str, ...],
+              allowed: tuple[str, ...]) -> tuple[str, ...]:
+        value, from_env = self.raw(section, key)
+        if value is None:
+            return default
+        if from_env and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{section}.{key}: expected a list of names, got {value!r}")
+        bad = [v for v in value if v not in allowed]
+        if bad:
+            raise ConfigError(f"{section}.{key}: unknown {bad[0]!r}, use {', '.join(allowed)}")
+        return tuple(value)
+
+
+def _check_endpoint(key: str, value: str) -> str:
+    if not value.startswith(("ipc://", "tcp://", "inproc://")):
+        raise ConfigError(f"{key}: {value!r} is not a ZeroMQ endpoint (ipc://, tcp://)")
+    return value
+
+
+def _check_jid(key: str, jid: str) -> None:
+    bare = jid.split("/", 1)[0]
+    local, at, domain = bare.partition("@")
+    if not at or not local or not domain or " " in jid:
+        raise ConfigError(f"{key}: {jid!r} is not a JID like user@example.com")
+
+
+def load_config(path: str | os.PathLike[str] | None,
+                env: Mapping[str, str] | None = None) -> AgentConfig:
+    """Read, override from the environment, validate. Raises :class:`ConfigError`."""
+    env = os.environ if env is None else env
+    table: dict[str, Any] = {}
+    source = "environment"
+    if path is not None:
+        source = str(path)
+        try:
+            with open(path, "rb") as fh:
+                table = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path}: not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+    r = _Reader(table, env)
+
+    jid = r.text("account", "jid")
+    _check_jid("account.jid", jid)
+    bare, _, resource = jid.partition("/")
+    account = AccountConfig(
+        jid=bare,
+        password=r.text("account", "password"),
+        server=r.opt_text("account", "server"),
+        port=r.integer("account", "port", 5222, 1, 65535),
+        tls=r.text("account", "tls", "required", choices=TLS_MODES),
+        resource=resource or r.text("account", "resource", "pyjingle"),
+    )
+    if account.tls == "off" and (account.server or bare.split("@", 1)[1]) not in (
+        "127.0.0.1", "::1", "localhost"
+    ):
+        raise ConfigError("account.tls: 'off' is allowed only for a server on loopback")
+
+    needs_default = any(
+        r.raw("control", k)[0] is None for k in ("commands", "events")
+    ) or r.raw("bus", "endpoint")[0] is None
+    folder = runtime_dir(bare) if needs_default else None
+    control = ControlConfig(
+        commands=_check_endpoint(
+            "control.commands", r.text("control", "commands", f"ipc://{folder}/commands")
+        ),
+        events=_check_endpoint(
+            "control.events", r.text("control", "events", f"ipc://{folder}/events")
+        ),
+    )
+    interval = r.number("bus", "heartbeat_interval", 0.5, 0.05, 60.0)
+    bus = BusConfig(
+        endpoint=_check_endpoint("bus.endpoint", r.text("bus", "endpoint", f"ipc://{folder}/bus")),
+        heartbeat_interval=interval,
+        heartbeat_timeout=r.number("bus", "heartbeat_timeout", 3.0, interval * 2, 600.0),
+        spawn=r.names("bus", "spawn", ("signalling", "media", "transfer"),
+                      ("signalling", "media", "transfer")),
+    )
+    audio = AudioConfig(input=r.text("audio", "input", "default"),
+                        output=r.text("audio", "output", "default"))
+    for key, value, ok in (("audio.input", audio.input, ("default", "silence", "tone:", "file:")),
+                           ("audio.output", audio.output, ("default", "null", "file:"))):
+        if not any(value == o or (o.endswith(":") and value.startswith(o)) for o in ok):
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(ok)}")
+    transfer = TransferConfig(
+        download_dir=os.path.expanduser(
+            r.text("transfer", "download_dir", "~/Downloads/pyjingle")
+        )
+    )
+    policy = PolicyConfig(
+        auto_accept_calls=r.text("policy", "auto_accept_calls", "none", choices=ACCEPT_POLICIES),
+        auto_accept_files=r.text("policy", "auto_accept_files", "none", choices=ACCEPT_POLICIES),
+        reveal_ip_before_accept=r.text(
+            "policy", "reveal_ip_before_accept", "never", choices=REVEAL_POLICIES
+        ),
+        relay_only=r.flag("policy", "relay_only", False),
+    )
+    jingle = JingleConfig(
+        ring_timeout=r.number("jingle", "ring_timeout", 60.0, 1.0, 3600.0),
+        iq_timeout=r.number("jingle", "iq_timeout", 30.0, 1.0, 600.0),
+    )
+    log_level = r.text("log", "level", "info", choices=("debug", "info", "warning", "error"))
+    return AgentConfig(account=account, control=control, bus=bus, audio=audio,
+                       transfer=transfer, policy=policy, jingle=jingle,
+                       log_level=log_level, source=source)

@@ -1,0 +1,116 @@
+"""ZeroMQ adapters of the bus: the supervisor's hub and each process's link to it.
+
+Topology: the supervisor binds one ROUTER at ``bus.endpoint``; every other
+process connects a DEALER whose identity is its :class:`Process` name. A frame
+pair ``[destination, payload]`` from a process is forwarded by the hub as
+``[source, payload]``, so signalling and the workers address each other by
+name while only the supervisor binds (a worker may live on another host).
+ROUTER_HANDOVER lets a restarted process take its name back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+
+import zmq
+import zmq.asyncio
+
+from bus.messages import (
+    Goodbye,
+    Heartbeat,
+    Hello,
+    Message,
+    MessageError,
+    Process,
+    Shutdown,
+    decode,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Process, Message], Awaitable[None]]
+
+
+class ProcessLink:
+    """A process's DEALER to the supervisor's hub, with heartbeats both ways.
+
+    ``run(handler)`` calls ``handler(source, message)`` for each message and
+    returns when the supervisor says :class:`Shutdown`, or when it has been
+    silent for ``heartbeat_timeout`` while ``exit_when_orphaned`` is set (a
+    supervised child must not outlive its supervisor).
+    """
+
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, process: Process, *,
+                 heartbeat_interval: float, heartbeat_timeout: float,
+                 exit_when_orphaned: bool) -> None:
+        self.process = process
+        self._sock = ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.IDENTITY, process.value.encode())
+        self._sock.setsockopt(zmq.LINGER, 200)
+        self._sock.setsockopt(zmq.SNDHWM, 100_000)
+        self._sock.connect(endpoint)
+        self._interval = heartbeat_interval
+        self._timeout = heartbeat_timeout
+        self._exit_when_orphaned = exit_when_orphaned
+        self._last_heard = time.monotonic()
+        self.stop_reason: str | None = None
+
+    async def send(self, destination: Process, message: Message) -> None:
+        await self._sock.send_multipart([destination.value.encode(), encode(message)])
+
+    async def run(self, handler: Handler) -> str:
+        pid = os.getpid()
+        await self.send(Process.SUPERVISOR, Hello(self.process, pid, socket.gethostname()))
+        beat = asyncio.create_task(self._beat(pid))
+        try:
+            while self.stop_reason is None:
+                try:
+                    frames = await asyncio.wait_for(self._sock.recv_multipart(), self._interval)
+                except TimeoutError:
+                    self._check_orphaned()
+                    continue
+                self._last_heard = time.monotonic()
+                if len(frames) != 2:
+                    log.warning("bus: dropped a frame set of %d parts", len(frames))
+                    continue
+                try:
+                    source = Process(frames[0].decode())
+                    message = decode(frames[1])
+                except (ValueError, MessageError) as exc:
+                    log.warning("bus: dropped an undecodable message: %s", exc)
+                    continue
+                if isinstance(message, Heartbeat):
+                    continue
+                if isinstance(message, Shutdown):
+                    self.stop_reason = message.reason
+                    break
+                await handler(source, message)
+                self._check_orphaned()
+        finally:
+            beat.cancel()
+        return self.stop_reason or "stopped"
+
+    def _check_orphaned(self) -> None:
+        silent = time.monotonic() - self._last_heard
+        if self._exit_when_orphaned and silent > self._timeout:
+            log.error("bus: supervisor silent for %.1f s, exiting", silent)
+            self.stop_reason = "supervisor lost"
+
+    async def _beat(self, pid: int) -> None:
+        while True:
+            await self.send(Process.SUPERVISOR, Heartbeat(self.process, pid))
+            await asyncio.sleep(self._interval)
+
+    async def close(self) -> None:
+        with contextlib.suppress(TimeoutError, zmq.ZMQError):
+            await asyncio.wait_for(
+                self.send(Process.SUPERVISOR, Goodbye(self.process, os.getpid())), 0.5
+            )
+        self._sock.close(linger=200)

@@ -1,0 +1,413 @@
+"""Every message that crosses a process boundary inside one agent.
+
+One module, one codec (as pyzmq's serialization guide advises): each message is
+a frozen dataclass registered under its class name, encoded as the msgpack map
+``{"v": SCHEMA_VERSION, "t": <type name>, "f": {<field>: <value>}}``.
+Decoding checks the version, the type name and every field's type, so a peer
+speaking another schema, or garbage, raises :class:`MessageError` instead of
+crashing the receiver. Fields are plain values (str, int, float, bool, None),
+enums (by value), tuples of those, or nested message-like dataclasses.
+
+Who sends what:
+- every process -> supervisor: ``Hello``, ``Heartbeat``, ``Goodbye``
+- supervisor -> every process: ``Heartbeat``, ``Shutdown``
+- supervisor -> signalling: ``WorkerStateChanged``, ``Command`` subclasses
+- signalling -> supervisor: ``CommandSucceeded``, ``CommandFailed``, events
+  (``SessionStateEvent``, ``ConnectionStateEvent``, ``TransportStateEvent``)
+- signalling <-> media / transfer worker: session commands and their answers
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar, Union
+
+import msgpack
+
+SCHEMA_VERSION = 1
+
+
+class MessageError(Exception):
+    """A frame could not be decoded into a known message (the sender's fault)."""
+
+
+class UnsupportedVersion(MessageError):
+    """The frame was encoded with another schema version."""
+
+
+class Process(enum.StrEnum):
+    """The processes of one agent; also their identities on the bus."""
+
+    SUPERVISOR = "supervisor"
+    SIGNALLING = "signalling"
+    MEDIA = "media"
+    TRANSFER = "transfer"
+
+
+class WorkerState(enum.StrEnum):
+    """Values of the ``worker.state`` control event (CONTROL.md)."""
+
+    STARTED = "started"
+    EXITED = "exited"
+    RESTARTED = "restarted"
+
+
+class SessionKind(enum.StrEnum):
+    CALL = "call"
+    FILE = "file"
+
+
+class Direction(enum.StrEnum):
+    INCOMING = "incoming"
+    OUTGOING = "outgoing"
+
+
+class ConnectionState(enum.StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+
+
+class TransportState(enum.StrEnum):
+    CHECKING = "checking"
+    CONNECTED = "connected"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+_REGISTRY: dict[str, type[Message]] = {}
+
+
+@dataclass(frozen=True)
+class Message:
+    """Base of every bus message; subclasses register themselves by name."""
+
+    _hints: ClassVar[dict[str, Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__name__ in _REGISTRY:
+            raise TypeError(f"duplicate bus message name {cls.__name__}")
+        _REGISTRY[cls.__name__] = cls
+
+
+# --- liveness ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hello(Message):
+    """A process announces itself after connecting (and after every restart)."""
+
+    process: Process
+    pid: int
+    host: str
+
+
+@dataclass(frozen=True)
+class Heartbeat(Message):
+    """Sent every ``bus.heartbeat_interval`` both ways; silence means trouble."""
+
+    process: Process
+    pid: int
+
+
+@dataclass(frozen=True)
+class Goodbye(Message):
+    """A process is exiting on purpose; the supervisor must not restart it."""
+
+    process: Process
+    pid: int
+
+
+@dataclass(frozen=True)
+class Shutdown(Message):
+    """Supervisor asks a process to exit cleanly."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class WorkerStateChanged(Message):
+    """Supervisor tells signalling that a worker started, exited or restarted."""
+
+    worker: Process
+    state: WorkerState
+    pid: int
+    restarts: int
+    exit_code: int | None = None
+
+
+# --- control commands forwarded by the supervisor to signalling --------------
+
+
+@dataclass(frozen=True)
+class Command(Message):
+    """Base of the control commands that signalling executes."""
+
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Call(Command):
+    to: str
+
+
+@dataclass(frozen=True)
+class SendFile(Command):
+    to: str
+    path: str
+    name: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Accept(Command):
+    sid: str
+    dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Reject(Command):
+    sid: str
+    reason: str = "decline"
+
+
+@dataclass(frozen=True)
+class Hangup(Command):
+    sid: str
+    reason: str = "success"
+
+
+@dataclass(frozen=True)
+class Mute(Command):
+    sid: str
+    muted: bool
+
+
+@dataclass(frozen=True)
+class CommandSucceeded(Message):
+    request_id: str
+    sid: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandFailed(Message):
+    request_id: str
+    code: str
+    message: str
+
+
+# --- events published on the control socket ---------------------------------
+
+
+@dataclass(frozen=True)
+class SessionStateEvent(Message):
+    """``session.state``: one per Jingle state change, DEINIT last."""
+
+    ts: float
+    sid: str
+    peer: str
+    kind: SessionKind
+    direction: Direction
+    state: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionStateEvent(Message):
+    """``connection.state`` of the XMPP stream; ``jid`` is the bound full JID."""
+
+    ts: float
+    state: ConnectionState
+    jid: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class TransportStateEvent(Message):
+    """``transport.state`` of one session's transport, as its worker sees it."""
+
+    ts: float
+    sid: str
+    state: TransportState
+    method: str
+    local: str | None = None
+    remote: str | None = None
+
+
+# --- signalling <-> workers --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrepareMedia(Message):
+    """Signalling asks the media worker to hold a call's media session.
+
+    No socket is opened and no address gathered: the worker only creates the
+    session and its ICE credentials (XEP-0176 ufrag/pwd carry no address).
+    """
+
+    sid: str
+    controlling: bool
+
+
+@dataclass(frozen=True)
+class MediaPrepared(Message):
+    sid: str
+    ufrag: str
+    pwd: str
+
+
+@dataclass(frozen=True)
+class PrepareTransfer(Message):
+    """Signalling asks the transfer worker to hold a file session."""
+
+    sid: str
+
+
+@dataclass(frozen=True)
+class TransferPrepared(Message):
+    sid: str
+
+
+@dataclass(frozen=True)
+class CloseSession(Message):
+    """End a session's media or transfer and release every resource it holds."""
+
+    sid: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SessionClosed(Message):
+    sid: str
+
+
+@dataclass(frozen=True)
+class ResetSessions(Message):
+    """Signalling (re)started: a worker drops every session it still holds."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class WorkerFailed(Message):
+    """A worker could not do what it was asked for one session."""
+
+    sid: str
+    reason: str
+
+
+# --- codec -------------------------------------------------------------------
+
+
+def encode(message: Message) -> bytes:
+    """The one encoder of the bus."""
+    fields = {f.name: _to_wire(getattr(message, f.name)) for f in dataclasses.fields(message)}
+    packed: bytes = msgpack.packb(
+        {"v": SCHEMA_VERSION, "t": type(message).__name__, "f": fields}, use_bin_type=True
+    )
+    return packed
+
+
+def decode(frame: bytes) -> Message:
+    """The one decoder of the bus: a typed message or :class:`MessageError`."""
+    try:
+        raw = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except Exception as exc:
+        raise MessageError(f"not msgpack: {exc}") from None
+    if not isinstance(raw, dict):
+        raise MessageError("frame is not a map")
+    version = raw.get("v")
+    if version != SCHEMA_VERSION:
+        raise UnsupportedVersion(f"schema version {version!r}, expected {SCHEMA_VERSION}")
+    name = raw.get("t")
+    cls = _REGISTRY.get(name) if isinstance(name, str) else None
+    if cls is None or cls in (Message, Command):
+        raise MessageError(f"unknown message type {name!r}")
+    fields = raw.get("f")
+    if not isinstance(fields, dict):
+        raise MessageError(f"{name}: fields are not a map")
+    message: Message = _build(cls, fields)
+    return message
+
+
+def _to_wire(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [_to_wire(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_wire(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
+
+
+def _build(cls: type[Any], fields: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(fields) - set(known)
+    if unknown:
+        raise MessageError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for name, field in known.items():
+        if name not in fields:
+            no_default = (
+                field.default is dataclasses.MISSING
+                and field.default_factory is dataclasses.MISSING
+            )
+            if no_default:
+                raise MessageError(f"{cls.__name__}: missing field {name!r}")
+            continue
+        kwargs[name] = _check(hints[name], fields[name], f"{cls.__name__}.{name}")
+    return cls(**kwargs)
+
+
+def _check(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(hint):
+            try:
+                return _check(option, value, where)
+            except MessageError as exc:
+                errors.append(str(exc))
+        raise MessageError(f"{where}: {value!r} matches none of {hint}")
+    if hint is type(None):
+        if value is None:
+            return None
+        raise MessageError(f"{where}: expected None")
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        if not isinstance(value, list | tuple):
+            raise MessageError(f"{where}: expected a list")
+        return tuple(_check(item, v, f"{where}[]") for v in value)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            raise MessageError(f"{where}: {value!r} is not a {hint.__name__}") from None
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise MessageError(f"{where}: expected a number")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise MessageError(f"{where}: expected an integer")
+    if hint in (str, bool, bytes):
+        if type(value) is hint:
+            return value
+        raise MessageError(f"{where}: expected {hint.__name__}")
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if not isinstance(value, dict):
+            raise MessageError(f"{where}: expected a map")
+        return _build(hint, value)
+    raise MessageError(f"{where}: unsupported field type {hint}")
+
+
+def message_types() -> tuple[type[Message], ...]:
+    """Every concrete message class (for tests and docs)."""
+    return tuple(c for c in _REGISTRY.values() if c not in (Message, Command))

@@ -1,0 +1,10 @@
+"""XML namespaces of the XEPs the Jingle core speaks."""
+
+JINGLE = "urn:xmpp:jingle:1"  # XEP-0166 §12
+JINGLE_ERRORS = "urn:xmpp:jingle:errors:1"  # XEP-0166 §8
+RTP = "urn:xmpp:jingle:apps:rtp:1"  # XEP-0167
+RTP_AUDIO = "urn:xmpp:jingle:apps:rtp:audio"  # XEP-0167 §11 (disco feature)
+RTP_INFO = "urn:xmpp:jingle:apps:rtp:info:1"  # XEP-0167 §7
+ICE_UDP = "urn:xmpp:jingle:transports:ice-udp:1"  # XEP-0176
+STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"  # RFC 6120 §8.3
+CLIENT = "jabber:client"
