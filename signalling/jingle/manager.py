@@ -22,6 +22,7 @@ from signalling.jingle.errors import (
     ProtocolError,
     StanzaError,
     bad_request,
+    out_of_order,
     tie_break,
     unknown_session,
 )
@@ -159,8 +160,7 @@ class SessionManager:
             if session is not None:
                 if session.peer != iq.sender:
                     raise unknown_session("sid in use by another party")
-                session.receive_request(iq, now)  # answered out-of-order by the table
-                return
+                raise out_of_order("this session was initiated already")
             self._initiate(iq, now)
             return
         if session is None or session.peer != iq.sender:

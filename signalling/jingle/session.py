@@ -462,7 +462,8 @@ class Session:
         if key not in TRANSITIONS[self.state]:
             raise UsageError(f"cannot send {action} in state {self.state}")
         self._next_iq += 1
-        iq_id = f"{self.sid}-{self._next_iq}"
+        side = "i" if self.role is Role.INITIATOR else "r"
+        iq_id = f"{self.sid}-{side}{self._next_iq}"
         jingle = Jingle(action, self.sid, initiator, responder, contents, reason, info)
         self._stanzas.append(SendRequest(iq_id, self.peer, jingle))
         self._pending[iq_id] = _Pending(action, now + self.timeouts.iq)

@@ -1,0 +1,91 @@
+"""Agent configuration: defaults, environment overrides, one-line errors naming the key."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bus.config import ConfigError, load_config
+
+GOOD = """
+[account]
+jid = "alice@localhost"
+password = "pw"
+server = "127.0.0.1"
+port = 5333
+tls = "off"
+[control]
+commands = "tcp://127.0.0.1:7001"
+events = "tcp://127.0.0.1:7002"
+[bus]
+endpoint = "tcp://127.0.0.1:7003"
+"""
+
+
+@pytest.fixture
+def good(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text(GOOD)
+    return path
+
+
+def test_defaults_and_values(good):
+    cfg = load_config(good, env={})
+    assert cfg.account.jid == "alice@localhost" and cfg.account.port == 5333
+    assert cfg.policy.reveal_ip_before_accept == "never"
+    assert cfg.policy.auto_accept_calls == "none"
+    assert cfg.audio.input == "default"
+    assert cfg.bus.spawn == ("signalling", "media", "transfer")
+
+
+def test_env_overrides(good):
+    cfg = load_config(good, env={"PYJINGLE_ACCOUNT_PORT": "5400",
+                                 "PYJINGLE_POLICY_RELAY_ONLY": "true",
+                                 "PYJINGLE_AUDIO_INPUT": "tone:440"})
+    assert cfg.account.port == 5400 and cfg.policy.relay_only is True
+    assert cfg.audio.input == "tone:440"
+
+
+def test_default_endpoints_are_in_a_private_folder(tmp_path):
+    cfg = load_config(None, env={"PYJINGLE_ACCOUNT_JID": "bob@localhost",
+                                 "PYJINGLE_ACCOUNT_PASSWORD": "x",
+                                 "PYJINGLE_ACCOUNT_TLS": "off",
+                                 "XDG_RUNTIME_DIR": str(tmp_path)} | dict(os.environ) | {
+                                     "XDG_RUNTIME_DIR": str(tmp_path)})
+    assert cfg.control.commands.startswith("ipc://")
+    folder = cfg.control.commands[len("ipc://"):].rsplit("/", 1)[0]
+    assert folder.endswith("bob@localhost")
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"PYJINGLE_ACCOUNT_PORT": "http"}, "account.port"),
+    ({"PYJINGLE_ACCOUNT_TLS": "maybe"}, "account.tls"),
+    ({"PYJINGLE_POLICY_AUTO_ACCEPT_CALLS": "everyone"}, "policy.auto_accept_calls"),
+    ({"PYJINGLE_CONTROL_COMMANDS": "http://x"}, "control.commands"),
+    ({"PYJINGLE_AUDIO_INPUT": "microphone"}, "audio.input"),
+    ({"PYJINGLE_ACCOUNT_JID": "not a jid"}, "account.jid"),
+    ({"PYJINGLE_ACCOUNT_SERVER": "xmpp.example.com"}, "account.tls"),
+])
+def test_bad_values_name_the_key(good, override, key):
+    with pytest.raises(ConfigError) as info:
+        load_config(good, env=override)
+    assert str(info.value).startswith(key)
+
+
+def test_missing_required_key(tmp_path):
+    path = tmp_path / "a.toml"
+    path.write_text('[account]\njid = "a@localhost"\n')
+    with pytest.raises(ConfigError, match="account.password"):
+        load_config(path, env={})
+
+
+def test_supervisor_exits_2_with_one_line(tmp_path):
+    path = tmp_path / "a.toml"
+    path.write_text('[account]\njid = "a@localhost"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYJINGLE_")}
+    proc = subprocess.run([sys.executable, "-m", "supervisor", "--config", str(path)],
+                          capture_output=True, text=True, env=env, timeout=30)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "account.password" in lines[0]
