@@ -76,7 +76,7 @@ def test_bad_values_name_the_key(good, override, key):
 def test_missing_required_key(tmp_path):
     path = tmp_path / "a.toml"
     path.write_text('[account]\njid = "a@localhost"\n')
-    with pytest.raises(ConfigError, match="account.password"):
+    with pytest.raises(ConfigError, match=r"account\.password"):
         load_config(path, env={})
 
 

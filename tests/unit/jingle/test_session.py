@@ -166,7 +166,7 @@ def test_unknown_sid():
 
 
 def test_unsupported_info_and_ping():
-    romeo, session = _romeo_in()
+    romeo, _session = _romeo_in()
     romeo.receive_iq(fixture("session-info-unsupported.xml"), 0.0)
     (error,) = romeo.stanzas_to_send()
     assert isinstance(error, SendError)

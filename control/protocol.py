@@ -1,0 +1,174 @@
+"""The control contract's wire format (shared/CONTROL.md, version 1), both sides.
+
+Requests: one msgpack map ``{"v": 1, "id": str, "cmd": str, "args": map}``.
+Replies: ``{"v": 1, "id", "ok": true, "result"}`` or ``{"v": 1, "id", "ok": false,
+"error": {"code", "message"}}``. Events: two frames, topic and
+``{"v": 1, "event", "ts", ...}``. :func:`parse_request` validates every
+argument against :data:`COMMANDS`, so a bad request is refused with a code
+before anything acts on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+VERSION = 1
+
+# Error codes (CONTROL.md names the first two; the rest are ours, documented in README).
+UNKNOWN_COMMAND = "unknown-command"
+BAD_REQUEST = "bad-request"
+UNKNOWN_SESSION = "unknown-session"
+NOT_FOUND = "not-found"
+UNAVAILABLE = "unavailable"  # the process that must act is down or did not answer in time
+NOT_IMPLEMENTED = "not-implemented"
+NOT_ALLOWED = "not-allowed"  # e.g. accept on an outgoing call
+INTERNAL_ERROR = "internal-error"
+
+
+@dataclass(frozen=True)
+class Arg:
+    type: type
+    required: bool = True
+    choices: tuple[str, ...] = ()
+
+
+COMMANDS: dict[str, dict[str, Arg]] = {
+    "status": {},
+    "sessions": {},
+    "call": {"to": Arg(str)},
+    "send_file": {"to": Arg(str), "path": Arg(str), "name": Arg(str, False),
+                  "description": Arg(str, False)},
+    "accept": {"sid": Arg(str), "dir": Arg(str, False)},
+    "reject": {"sid": Arg(str), "reason": Arg(str, False, ("decline", "busy"))},
+    "hangup": {"sid": Arg(str), "reason": Arg(str, False)},
+    "mute": {"sid": Arg(str), "muted": Arg(bool)},
+}
+
+
+class ControlError(Exception):
+    """A request that gets ``ok: false``; ``code`` is the wire error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Request:
+    id: str
+    cmd: str
+    args: Mapping[str, Any]
+
+
+def parse_request(frame: bytes) -> Request:
+    """Decode and validate one request frame, or raise :class:`ControlError`.
+
+    The id is recovered whenever possible so that even a bad request's reply
+    can be matched by the client (``ControlError`` then carries it in ``args``).
+    """
+    try:
+        raw = msgpack.unpackb(frame, raw=False)
+    except Exception:
+        raise ControlError(BAD_REQUEST, "frame is not msgpack") from None
+    if not isinstance(raw, dict):
+        raise ControlError(BAD_REQUEST, "request must be a msgpack map")
+    req_id = raw.get("id")
+    if not isinstance(req_id, str):
+        raise ControlError(BAD_REQUEST, "'id' must be a string")
+    if raw.get("v") != VERSION:
+        raise ControlError(BAD_REQUEST, f"unsupported version {raw.get('v')!r}, expected 1")
+    cmd = raw.get("cmd")
+    if not isinstance(cmd, str):
+        raise ControlError(BAD_REQUEST, "'cmd' must be a string")
+    spec = COMMANDS.get(cmd)
+    if spec is None:
+        raise ControlError(UNKNOWN_COMMAND, f"unknown command {cmd!r}")
+    args = raw.get("args", {})
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise ControlError(BAD_REQUEST, "'args' must be a map")
+    for name, arg in spec.items():
+        if name not in args or args[name] is None:
+            if arg.required:
+                raise ControlError(BAD_REQUEST, f"{cmd}: missing argument {name!r}")
+            continue
+        value = args[name]
+        if type(value) is not arg.type:
+            raise ControlError(BAD_REQUEST,
+                               f"{cmd}: argument {name!r} must be {arg.type.__name__}")
+        if arg.type is str and not value:
+            raise ControlError(BAD_REQUEST, f"{cmd}: argument {name!r} is empty")
+        if arg.choices and value not in arg.choices:
+            raise ControlError(BAD_REQUEST,
+                               f"{cmd}: {name!r} must be one of {', '.join(arg.choices)}")
+    unknown = set(args) - set(spec)
+    if unknown:
+        raise ControlError(BAD_REQUEST, f"{cmd}: unknown argument {sorted(unknown)[0]!r}")
+    return Request(req_id, cmd, args)
+
+
+def request_id_of(frame: bytes) -> str:
+    """The id of a possibly invalid request, or '' (for the error reply)."""
+    try:
+        raw = msgpack.unpackb(frame, raw=False)
+    except Exception:
+        return ""
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        return str(raw["id"])
+    return ""
+
+
+def encode_request(req_id: str, cmd: str, args: Mapping[str, Any]) -> bytes:
+    packed: bytes = msgpack.packb({"v": VERSION, "id": req_id, "cmd": cmd, "args": dict(args)})
+    return packed
+
+
+def encode_ok(req_id: str, result: Mapping[str, Any]) -> bytes:
+    packed: bytes = msgpack.packb({"v": VERSION, "id": req_id, "ok": True, "result": dict(result)})
+    return packed
+
+
+def encode_error(req_id: str, code: str, message: str) -> bytes:
+    packed: bytes = msgpack.packb({"v": VERSION, "id": req_id, "ok": False,
+                                   "error": {"code": code, "message": message}})
+    return packed
+
+
+def encode_event(name: str, ts: float, fields: Mapping[str, Any]) -> list[bytes]:
+    body = {k: v for k, v in fields.items() if v is not None}
+    body.update({"v": VERSION, "event": name, "ts": ts})
+    return [name.encode(), msgpack.packb(body)]
+
+
+@dataclass(frozen=True)
+class Reply:
+    id: str
+    ok: bool
+    result: Mapping[str, Any]
+    code: str = ""
+    message: str = ""
+
+
+def decode_reply(frame: bytes) -> Reply:
+    raw = msgpack.unpackb(frame, raw=False)
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+        raise ValueError("reply is not a control reply map")
+    if raw.get("ok"):
+        return Reply(raw["id"], True, raw.get("result") or {})
+    error = raw.get("error") or {}
+    return Reply(raw["id"], False, {}, str(error.get("code", "")), str(error.get("message", "")))
+
+
+def decode_event(frames: list[bytes]) -> dict[str, Any]:
+    if len(frames) != 2:
+        raise ValueError("an event is two frames")
+    body = msgpack.unpackb(frames[1], raw=False)
+    if not isinstance(body, dict):
+        raise ValueError("event body is not a map")
+    return body

@@ -1,0 +1,385 @@
+"""The signalling process: the Jingle core driven by XMPP, control commands and workers.
+
+Each input is fed to the pure :class:`SessionManager`, then :meth:`_flush`
+drains what it wants sent (stanzas, via the slixmpp adapter), what happened
+(events, published on the bus and turned into worker commands), and re-arms
+the one timer — aioquic's adapter loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+from bus import messages as m
+from bus.config import AgentConfig
+from bus.link import ProcessLink
+from bus.tasks import TaskSet
+from control import protocol as cp
+from signalling.contacts import choose_resource
+from signalling.jingle import ice_udp, rtp
+from signalling.jingle import namespaces as ns
+from signalling.jingle.errors import StanzaError, UsageError
+from signalling.jingle.manager import SessionCreated, SessionEvent, SessionManager, bare
+from signalling.jingle.session import Session, StateChanged, Timeouts
+from signalling.jingle.stanzas import Content, Formats
+from signalling.jingle.states import Reason, Role, SessionState
+from signalling.xmpp.client import XmppClient
+
+log = logging.getLogger(__name__)
+
+FORMATS = Formats(
+    descriptions={ns.RTP: rtp.parse_description},
+    transports={ns.ICE_UDP: ice_udp.parse_transport},
+    infos={ns.RTP_INFO: rtp.parse_info},
+)
+# What this agent can do, advertised with disco (XEP-0030) and caps (XEP-0115).
+FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP)
+CALL_FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP)
+SUPPORTED_CODECS = (rtp.OPUS, rtp.PCMU)
+WORKER_TIMEOUT = 3.0
+KIND_WORKER = {m.SessionKind.CALL: m.Process.MEDIA, m.SessionKind.FILE: m.Process.TRANSFER}
+
+
+class CommandError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class SessionInfo:
+    """What the control surface says about a session besides its Jingle state."""
+
+    sid: str
+    peer: str
+    kind: m.SessionKind
+    direction: m.Direction
+    ice: tuple[str, str] | None = None
+
+
+class Signalling:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.local_jid = f"{config.bare_jid}/{config.account.resource}"
+        self.manager = SessionManager(
+            local=self.local_jid, formats=FORMATS,
+            timeouts=Timeouts(ring=config.jingle.ring_timeout, iq=config.jingle.iq_timeout),
+            new_sid=lambda: secrets.token_hex(8),
+        )
+        self.info: dict[str, SessionInfo] = {}
+        self.link: ProcessLink | None = None
+        self.xmpp = XmppClient(config.account, FEATURES, self)
+        self._timer: asyncio.TimerHandle | None = None
+        self._bg = TaskSet()
+        self._waiting: dict[tuple[type[m.Message], str], asyncio.Future[m.Message]] = {}
+
+    # --- process lifecycle (bus.service.Service) -------------------------------------
+
+    async def start(self, link: ProcessLink) -> None:
+        self.link = link
+        await self._emit(m.ConnectionStateEvent(time.time(), m.ConnectionState.CONNECTING,
+                                                self.local_jid))
+        self.xmpp.start()
+
+    async def stop(self) -> None:
+        now = time.monotonic()
+        for session in self.manager.live():
+            try:
+                session.terminate(Reason.GONE if session.state is not SessionState.INIT
+                                  else Reason.CANCEL, now, "agent shutting down")
+            except UsageError:
+                session.lost(Reason.GONE, "agent shutting down")
+        self._flush()
+        await asyncio.sleep(0.2)  # let the terminates reach the stream
+        await self.xmpp.stop()
+
+    async def handle(self, source: m.Process, message: m.Message) -> None:
+        if isinstance(message, m.Command):
+            self._bg.spawn(self._run_command(message))
+        elif isinstance(message, m.WorkerStateChanged):
+            self._worker_changed(message)
+        elif isinstance(message, m.MediaPrepared | m.TransferPrepared | m.SessionClosed):
+            future = self._waiting.pop((type(message), message.sid), None)
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif isinstance(message, m.WorkerFailed):
+            session = self.manager.get(message.sid)
+            if session is not None:
+                self._end(session, Reason.FAILED_APPLICATION, message.reason)
+        else:
+            log.debug("signalling ignores %s from %s", type(message).__name__, source)
+
+    # --- stream listener (signalling.xmpp.client.StreamListener) ------------------------
+
+    def on_connected(self, jid: str) -> None:
+        self.local_jid = jid
+        self.manager.local = jid
+        log.info("connected as %s", jid)
+        self._bg.spawn(self._emit(m.ConnectionStateEvent(
+            time.time(), m.ConnectionState.CONNECTED, jid)))
+
+    def on_disconnected(self, reason: str) -> None:
+        self.manager.connection_lost()
+        self._flush()
+        self._bg.spawn(self._emit(m.ConnectionStateEvent(
+            time.time(), m.ConnectionState.DISCONNECTED, self.local_jid, reason)))
+
+    def on_jingle_iq(self, element: ET.Element) -> None:
+        self.manager.receive_iq(element, time.monotonic())
+        self._flush()
+
+    def on_response(self, iq_id: str, error: StanzaError | None) -> None:
+        self.manager.receive_response(iq_id, error, time.monotonic())
+        self._flush()
+
+    def on_unavailable(self, jid: str) -> None:
+        self.manager.peer_unavailable(jid)
+        self._flush()
+
+    # --- the adapter loop ----------------------------------------------------------------
+
+    def _flush(self) -> None:
+        while True:
+            stanzas = self.manager.stanzas_to_send()
+            event = self.manager.next_event()
+            for stanza in stanzas:
+                self.xmpp.send_stanza(stanza)
+            if event is None and not stanzas:
+                break
+            if event is not None:
+                self._on_event(event)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        when = self.manager.get_timer()
+        if when is not None:
+            delay = max(0.0, when - time.monotonic())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.manager.handle_timer(time.monotonic())
+        self._flush()
+
+    def _on_event(self, event: SessionCreated | SessionEvent) -> None:
+        if isinstance(event, SessionCreated):
+            self._incoming(event)
+            return
+        inner = event.event
+        if isinstance(inner, StateChanged):
+            info = self.info.get(inner.sid)
+            if info is None:
+                kind = (m.SessionKind.CALL if event.application == ns.RTP
+                        else m.SessionKind.FILE)
+                direction = (m.Direction.OUTGOING if event.role is Role.INITIATOR
+                             else m.Direction.INCOMING)
+                info = self.info[inner.sid] = SessionInfo(inner.sid, event.peer, kind, direction)
+            reason = inner.reason.condition.value if inner.reason else None
+            self._bg.spawn(self._emit(m.SessionStateEvent(
+                time.time(), inner.sid, info.peer, info.kind, info.direction,
+                inner.state.value, reason)))
+            if inner.state is SessionState.DEINIT:
+                self.info.pop(inner.sid, None)
+                self._bg.spawn(self._send_worker(
+                    KIND_WORKER[info.kind], m.CloseSession(inner.sid, reason or "ended")))
+
+    def _incoming(self, created: SessionCreated) -> None:
+        if created.application != ns.RTP:
+            return
+        self._bg.spawn(self._prepare_incoming_call(created.sid, created.peer))
+
+    async def _prepare_incoming_call(self, sid: str, peer: str) -> None:
+        try:
+            await self._prepare_media(sid, controlling=False)
+        except CommandError as exc:
+            session = self.manager.get(sid)
+            if session is not None:
+                self._end(session, Reason.FAILED_APPLICATION, str(exc))
+            return
+        policy = self.config.policy.auto_accept_calls
+        if policy == "all" or (policy == "roster" and self.xmpp.in_roster(bare(peer))):
+            try:
+                self._accept_call(sid)
+            except CommandError as exc:
+                log.warning("auto-accept of %s failed: %s", sid, exc)
+
+    # --- commands -------------------------------------------------------------------
+
+    async def _run_command(self, command: m.Command) -> None:
+        try:
+            sid = await self._execute(command)
+            reply: m.Message = m.CommandSucceeded(command.request_id, sid)
+        except CommandError as exc:
+            reply = m.CommandFailed(command.request_id, exc.code, str(exc))
+        except Exception as exc:
+            log.exception("command %s failed", type(command).__name__)
+            reply = m.CommandFailed(command.request_id, cp.INTERNAL_ERROR, str(exc))
+        await self._send_worker(m.Process.SUPERVISOR, reply)
+
+    async def _execute(self, command: m.Command) -> str | None:
+        if isinstance(command, m.Call):
+            return await self._call(command.to)
+        if isinstance(command, m.SendFile):
+            return self._send_file(command)
+        session = self.manager.get(getattr(command, "sid", ""))
+        if session is None:
+            raise CommandError(cp.UNKNOWN_SESSION, f"no session {getattr(command, 'sid', '')!r}")
+        if isinstance(command, m.Accept):
+            if session.role is not Role.RESPONDER or (
+                session.state is not SessionState.RECEIVEDINITIATE
+            ):
+                raise CommandError(cp.NOT_ALLOWED, f"cannot accept a session in {session.state}")
+            info = self.info.get(session.sid)
+            if info is not None and info.ice is None and info.kind is m.SessionKind.CALL:
+                await self._prepare_media(session.sid, controlling=False)
+            self._accept_call(session.sid)
+        elif isinstance(command, m.Reject):
+            if session.role is not Role.RESPONDER or (
+                session.state is not SessionState.RECEIVEDINITIATE
+            ):
+                raise CommandError(cp.NOT_ALLOWED, f"cannot reject a session in {session.state}")
+            self._terminate(session, Reason(command.reason))
+        elif isinstance(command, m.Hangup):
+            try:
+                reason = Reason(command.reason)
+            except ValueError:
+                raise CommandError(cp.BAD_REQUEST, f"unknown reason {command.reason!r}") from None
+            if reason is Reason.SUCCESS and session.state is SessionState.SENTINITIATE:
+                reason = Reason.CANCEL  # hanging up before an answer cancels (XEP-0167 §6.6)
+            self._terminate(session, reason)
+        elif isinstance(command, m.Mute):
+            self._mute(session, command.muted)
+        return None
+
+    async def _call(self, to: str) -> str:
+        if "/" in to:
+            peer = to
+            online = await self.xmpp.online_resources(bare(to))
+            if not any(r.jid == to for r in online):
+                raise CommandError(cp.NOT_FOUND, f"{to} is not online")
+        else:
+            online = await self.xmpp.online_resources(to)
+            chosen = choose_resource(online, CALL_FEATURES)
+            if chosen is None:
+                raise CommandError(cp.NOT_FOUND, f"Could not find online friend {to} "
+                                   "with Jingle voice support")
+            peer = chosen
+        session = self.manager.create_outgoing(peer, ns.RTP)
+        self.info[session.sid] = SessionInfo(session.sid, peer, m.SessionKind.CALL,
+                                             m.Direction.OUTGOING)
+        try:
+            ufrag, pwd = await self._prepare_media(session.sid, controlling=True)
+        except CommandError:
+            session.lost(Reason.FAILED_APPLICATION, "media worker unavailable")
+            self._flush()
+            raise
+        # No candidate: addresses are only gathered once the callee accepts.
+        content = Content(Role.INITIATOR, "voice", rtp.audio_offer(),
+                          ice_udp.IceUdpTransport(ufrag, pwd))
+        session.initiate((content,), time.monotonic())
+        self._flush()
+        return session.sid
+
+    def _send_file(self, command: m.SendFile) -> str:
+        if not os.path.isfile(command.path) or not os.access(command.path, os.R_OK):
+            raise CommandError(cp.BAD_REQUEST, f"{command.path}: not a readable file")
+        raise CommandError(cp.NOT_IMPLEMENTED,
+                           "file transfer (XEP-0234) is not available in this version")
+
+    def _accept_call(self, sid: str) -> None:
+        session = self.manager.get(sid)
+        info = self.info.get(sid)
+        if session is None or info is None or info.ice is None:
+            raise CommandError(cp.UNKNOWN_SESSION, f"no session {sid!r}")
+        answers = []
+        for offered in session.remote_contents:
+            desc = offered.description
+            if isinstance(desc, rtp.RtpDescription):
+                answer = rtp.answer(desc, SUPPORTED_CODECS)
+                if answer is not None:
+                    answers.append(Content(offered.creator, offered.name, answer,
+                                           ice_udp.IceUdpTransport(*info.ice),
+                                           offered.senders))
+        if not answers:
+            # XEP-0167 §5: no codec in common.
+            self._terminate(session, Reason.FAILED_APPLICATION, "no common codec")
+            raise CommandError("failed-application", "no codec in common with the caller")
+        session.accept(tuple(answers), time.monotonic())
+        self._flush()
+
+    def _mute(self, session: Session, muted: bool) -> None:
+        info = self.info.get(session.sid)
+        if info is None or info.kind is not m.SessionKind.CALL:
+            raise CommandError(cp.NOT_ALLOWED, "only calls can be muted")
+        creator = "initiator" if session.role is Role.INITIATOR else "responder"
+        kind = rtp.RtpInfoKind.MUTE if muted else rtp.RtpInfoKind.UNMUTE
+        try:
+            # XEP-0167 §7.5: name the content muted, from our side.
+            session.send_info(rtp.RtpInfo(kind, creator, "voice"), time.monotonic())
+        except UsageError as exc:
+            raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
+        self._flush()
+
+    def _terminate(self, session: Session, reason: Reason, text: str | None = None) -> None:
+        try:
+            session.terminate(reason, time.monotonic(), text)
+        except UsageError as exc:
+            raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
+        self._flush()
+
+    def _end(self, session: Session, reason: Reason, text: str) -> None:
+        """End a session whatever its state: terminate if we still may, else drop it."""
+        try:
+            session.terminate(reason, time.monotonic(), text)
+        except UsageError:
+            session.lost(reason, text)
+        self._flush()
+
+    # --- workers --------------------------------------------------------------------
+
+    def _worker_changed(self, change: m.WorkerStateChanged) -> None:
+        if change.state is not m.WorkerState.EXITED:
+            return
+        kind = next((k for k, w in KIND_WORKER.items() if w is change.worker), None)
+        for sid, info in list(self.info.items()):
+            session = self.manager.get(sid)
+            if session is not None and info.kind is kind:
+                self._end(session, Reason.FAILED_APPLICATION, f"{change.worker} worker exited")
+        for key, future in list(self._waiting.items()):
+            if not future.done():
+                future.set_exception(CommandError(cp.UNAVAILABLE,
+                                                  f"{change.worker} worker exited"))
+            self._waiting.pop(key, None)
+
+    async def _prepare_media(self, sid: str, *, controlling: bool) -> tuple[str, str]:
+        answer = await self._ask(m.Process.MEDIA, m.PrepareMedia(sid, controlling),
+                                 m.MediaPrepared, sid)
+        assert isinstance(answer, m.MediaPrepared)
+        info = self.info.get(sid)
+        if info is not None:
+            info.ice = (answer.ufrag, answer.pwd)
+        return answer.ufrag, answer.pwd
+
+    async def _ask(self, worker: m.Process, message: m.Message,
+                   answer: type[m.Message], sid: str) -> m.Message:
+        future: asyncio.Future[m.Message] = asyncio.get_running_loop().create_future()
+        self._waiting[(answer, sid)] = future
+        await self._send_worker(worker, message)
+        try:
+            return await asyncio.wait_for(future, WORKER_TIMEOUT)
+        except TimeoutError:
+            self._waiting.pop((answer, sid), None)
+            raise CommandError(cp.UNAVAILABLE, f"the {worker} worker did not answer") from None
+
+    async def _send_worker(self, process: m.Process, message: m.Message) -> None:
+        if self.link is not None:
+            await self.link.send(process, message)
+
+    async def _emit(self, event: m.Message) -> None:
+        await self._send_worker(m.Process.SUPERVISOR, event)

@@ -1,0 +1,176 @@
+"""The slixmpp edge: login, roster, presence, disco/caps and Jingle IQ plumbing.
+
+A thin adapter in the aioquic ``asyncio/protocol.py`` manner: it turns stream
+events into calls on a :class:`StreamListener` and turns the core's outgoing
+stanzas into slixmpp stanzas; it makes no Jingle decision itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+from bus.config import AccountConfig
+from signalling.contacts import OnlineResource
+from signalling.jingle import namespaces as ns
+from signalling.jingle.errors import StanzaError
+from signalling.jingle.session import SendError, SendRequest, SendResult, Stanza
+from signalling.jingle.stanzas import build_error, build_jingle, parse_error
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MAX = 30.0
+
+
+class StreamListener(Protocol):
+    def on_connected(self, jid: str) -> None: ...
+    def on_disconnected(self, reason: str) -> None: ...
+    def on_jingle_iq(self, element: ET.Element) -> None: ...
+    def on_response(self, iq_id: str, error: StanzaError | None) -> None: ...
+    def on_unavailable(self, jid: str) -> None: ...
+
+
+class XmppClient(slixmpp.ClientXMPP):
+    def __init__(self, account: AccountConfig, features: Iterable[str],
+                 listener: StreamListener) -> None:
+        super().__init__(f"{account.jid}/{account.resource}", account.password)
+        self.account = account
+        self.listener = listener
+        self._features = tuple(features)
+        self._stopping = False
+        self._backoff = 1.0
+        self.register_plugin("xep_0030")
+        self.register_plugin("xep_0115")
+        self.register_plugin("xep_0199")
+        self.enable_direct_tls = False
+        if account.tls == "off":
+            self.enable_starttls = False
+            self.enable_plaintext = True
+            self["feature_mechanisms"].unencrypted_scram = True
+            self["feature_mechanisms"].unencrypted_plain = True
+        elif account.tls == "optional":
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            self.ssl_context = context
+        self.auto_authorize = True
+        self.auto_subscribe = True
+        self.add_event_handler("session_start", self._on_session_start)
+        self.add_event_handler("disconnected", self._on_disconnected)
+        self.add_event_handler("connection_failed", self._on_connection_failed)
+        self.add_event_handler("presence_unavailable", self._on_presence_unavailable)
+        self.register_handler(Callback(
+            "Jingle", MatchXPath(f"{{{ns.CLIENT}}}iq/{{{ns.JINGLE}}}jingle"), self._on_jingle
+        ))
+
+    # --- connection -------------------------------------------------------------------
+
+    def start(self) -> None:
+        host = self.account.server or self.boundjid.domain
+        self.connect(host, self.account.port)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.is_connected():
+            self.disconnect(wait=1.0)
+            await asyncio.sleep(0)
+
+    async def _on_session_start(self, _event: Any) -> None:
+        self._backoff = 1.0
+        disco = self["xep_0030"]
+        for feature in self._features:
+            disco.add_feature(feature)
+        disco.add_identity("client", "pc", "pyjingle")
+        try:
+            await self.get_roster(timeout=10)
+        except (IqError, IqTimeout) as exc:
+            log.warning("roster not loaded: %s", exc)
+        await self["xep_0115"].update_caps()
+        self.send_presence()
+        self.listener.on_connected(str(self.boundjid))
+
+    def _on_disconnected(self, reason: Any) -> None:
+        self.listener.on_disconnected(str(reason) or "stream closed")
+        self._reconnect()
+
+    def _on_connection_failed(self, error: Any) -> None:
+        self.listener.on_disconnected(f"connection failed: {error}")
+
+    def _reconnect(self) -> None:
+        if self._stopping:
+            return
+        delay, self._backoff = self._backoff, min(self._backoff * 2, RECONNECT_MAX)
+        log.info("reconnecting in %.0f s", delay)
+        self.loop.call_later(delay, lambda: None if self._stopping else self.start())
+
+    def _on_presence_unavailable(self, presence: Any) -> None:
+        self.listener.on_unavailable(str(presence["from"]))
+
+    # --- jingle ---------------------------------------------------------------------
+
+    def _on_jingle(self, iq: Any) -> None:
+        if iq["type"] in ("set", "get"):
+            self.listener.on_jingle_iq(iq.xml)
+
+    def send_stanza(self, stanza: Stanza) -> None:
+        if isinstance(stanza, SendRequest):
+            iq = self.make_iq_set(ito=stanza.to)
+            iq["id"] = stanza.iq_id
+            iq.xml.append(build_jingle(stanza.jingle))
+            future = iq.send(timeout=None)
+            future.add_done_callback(lambda f, i=stanza.iq_id: self._on_answer(i, f))
+        elif isinstance(stanza, SendResult):
+            iq = self.make_iq_result(id=stanza.iq_id, ito=stanza.to)
+            iq.send()
+        elif isinstance(stanza, SendError):
+            iq = self.Iq(sto=stanza.to, stype="error")
+            iq["id"] = stanza.iq_id
+            iq.xml.append(build_error(stanza.error))
+            iq.send()
+
+    def _on_answer(self, iq_id: str, future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is None:
+            self.listener.on_response(iq_id, None)
+        elif isinstance(exc, IqError):
+            self.listener.on_response(iq_id, parse_error(exc.iq.xml))
+        # IqTimeout: the session's own timer decides (it is shorter than slixmpp's).
+
+    # --- contacts ---------------------------------------------------------------------
+
+    async def online_resources(self, bare: str, timeout: float = 3.0) -> list[OnlineResource]:
+        """Every available resource of ``bare`` with its disco#info features."""
+        presences: dict[str, Any] = dict(self.client_roster.presence(slixmpp.JID(bare)) or {})
+        found = []
+        for resource, raw in presences.items():
+            info: dict[str, Any] = dict(raw)
+            full = f"{bare}/{resource}"
+            features: frozenset[str] = frozenset()
+            try:
+                reply = await self["xep_0030"].get_info(jid=full, timeout=timeout)
+                features = frozenset(reply["disco_info"]["features"])
+            except (IqError, IqTimeout) as exc:
+                log.info("disco#info of %s failed: %s", full, exc)
+            found.append(OnlineResource(full, int(info.get("priority") or 0),
+                                        str(info.get("show") or ""), features))
+        return found
+
+    def in_roster(self, bare: str) -> bool:
+        if bare not in self.client_roster:
+            return False
+        return bool(self.client_roster[bare]["subscription"] in ("both", "to", "from"))
+
+
+def element_text(element: ET.Element) -> str:
+    return ET.tostring(element, encoding="unicode")

@@ -1,0 +1,357 @@
+"""The supervisor: the agent's front door and the keeper of its processes.
+
+It binds the three sockets that must outlive any worker — the control
+ROUTER and PUB of CONTROL.md, and the bus hub — so ``status`` answers and
+events flow even while signalling restarts. Session commands are forwarded to
+signalling as typed bus messages; a reply not back within
+``FORWARD_TIMEOUT`` becomes ``unavailable``, so every request is answered
+within 5 s. Sessions are mirrored from ``session.state`` events: when
+signalling dies, the supervisor itself ends them with DEINIT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+import uuid
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from bus import messages as m
+from bus.config import AgentConfig
+from bus.tasks import TaskSet
+from control import protocol as cp
+from supervisor import sd_notify
+from supervisor.children import Child, kill, next_backoff, spawn
+
+log = logging.getLogger(__name__)
+
+FORWARD_TIMEOUT = 4.0
+SHUTDOWN_GRACE = 3.0
+WORKERS = (m.Process.SIGNALLING, m.Process.MEDIA, m.Process.TRANSFER)
+
+
+class Supervisor:
+    def __init__(self, config: AgentConfig, config_path: str | None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.ctx = zmq.asyncio.Context()
+        spawn_set = set(config.bus.spawn)
+        self.children = {p: Child(p, p.value in spawn_set) for p in WORKERS}
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.jid = f"{config.bare_jid}/{config.account.resource}"
+        self.connected = False
+        self._pending: dict[str, asyncio.Future[m.Message]] = {}
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._bg = TaskSet()
+
+    # --- lifecycle --------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.hub = self.ctx.socket(zmq.ROUTER)
+        self.hub.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self.hub.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.hub.setsockopt(zmq.LINGER, 0)
+        self.hub.bind(self.config.bus.endpoint)
+        self.commands = self.ctx.socket(zmq.ROUTER)
+        self.commands.setsockopt(zmq.LINGER, 0)
+        self.commands.bind(self.config.control.commands)
+        self.events = self.ctx.socket(zmq.PUB)
+        self.events.setsockopt(zmq.LINGER, 0)
+        self.events.bind(self.config.control.events)
+        for endpoint in (self.config.control.commands, self.config.control.events,
+                         self.config.bus.endpoint):
+            if endpoint.startswith("ipc://"):
+                os.chmod(endpoint[len("ipc://"):], 0o600)
+        log.info("control on %s, events on %s, bus on %s", self.config.control.commands,
+                 self.config.control.events, self.config.bus.endpoint)
+        for child in self.children.values():
+            if child.spawned_here:
+                await self._start(child, restarted=False)
+        self._tasks = [
+            self._bg.spawn(self._serve_hub()),
+            self._bg.spawn(self._serve_control()),
+            self._bg.spawn(self._watch_liveness()),
+            self._bg.spawn(self._feed_watchdog()),
+        ]
+        sd_notify.notify("READY=1")
+        await stop.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        self._stopping = True
+        sd_notify.notify("STOPPING=1")
+        for process in WORKERS:
+            await self._send(process, m.Shutdown("supervisor stopping"))
+        for child in self.children.values():
+            kill(child, signal.SIGTERM)
+        deadline = time.monotonic() + SHUTDOWN_GRACE
+        for child in self.children.values():
+            if child.proc is None:
+                continue
+            try:
+                await asyncio.wait_for(child.proc.wait(), max(0.05, deadline - time.monotonic()))
+            except TimeoutError:
+                log.warning("%s did not stop in time, killing it", child.process)
+                kill(child)
+                await child.proc.wait()
+        for task in self._tasks:
+            task.cancel()
+        for sock in (self.hub, self.commands, self.events):
+            sock.close(linger=0)
+        self.ctx.term()
+
+    async def _start(self, child: Child, *, restarted: bool) -> None:
+        await spawn(child, self.config_path)
+        if restarted:
+            child.restarts += 1
+        state = m.WorkerState.RESTARTED if restarted else m.WorkerState.STARTED
+        self._publish_worker(child, state)
+        self._bg.spawn(self._reap(child))
+
+    async def _reap(self, child: Child) -> None:
+        proc = child.proc
+        assert proc is not None
+        code = await proc.wait()
+        if child.proc is not proc:
+            return
+        child.alive = False
+        log.warning("%s (pid %d) exited with %s", child.process, child.pid, code)
+        self._publish_worker(child, m.WorkerState.EXITED, code)
+        await self._worker_lost(child, code)
+        if self._stopping:
+            return
+        await asyncio.sleep(next_backoff(child, time.monotonic()))
+        if not self._stopping:
+            await self._start(child, restarted=True)
+
+    async def _worker_lost(self, child: Child, exit_code: int | None) -> None:
+        """Everything that depended on ``child`` must end, with an event, now."""
+        if child.process is m.Process.SIGNALLING:
+            self._fail_pending("signalling exited")
+            if self.connected:
+                self.connected = False
+                self._publish("connection.state", {"state": "disconnected",
+                                                   "reason": "signalling process exited"})
+            for sid, summary in list(self.sessions.items()):
+                self._publish_session(dict(summary, state="DEINIT",
+                                           reason="failed-application"))
+                self.sessions.pop(sid, None)
+            for worker in (m.Process.MEDIA, m.Process.TRANSFER):
+                await self._send(worker, m.ResetSessions("signalling exited"))
+        else:
+            await self._send(m.Process.SIGNALLING, m.WorkerStateChanged(
+                child.process, m.WorkerState.EXITED, child.pid, child.restarts, exit_code))
+
+    async def _watch_liveness(self) -> None:
+        """A process silent for ``heartbeat_timeout`` is treated as dead."""
+        timeout = self.config.bus.heartbeat_timeout
+        while True:
+            await asyncio.sleep(self.config.bus.heartbeat_interval)
+            now = time.monotonic()
+            for child in self.children.values():
+                await self._send(child.process, m.Heartbeat(m.Process.SUPERVISOR, os.getpid()))
+                if child.alive and now - child.last_heard > timeout:
+                    log.error("%s silent for %.1f s", child.process, now - child.last_heard)
+                    if child.spawned_here:
+                        kill(child)  # _reap restarts it
+                    else:
+                        child.alive = False
+                        self._publish_worker(child, m.WorkerState.EXITED)
+                        await self._worker_lost(child, None)
+
+    async def _feed_watchdog(self) -> None:
+        interval = sd_notify.watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            # Feed only while the event loop turns and signalling is alive or restarting.
+            sd_notify.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    # --- bus hub --------------------------------------------------------------------
+
+    async def _send(self, process: m.Process, message: m.Message,
+                    source: m.Process = m.Process.SUPERVISOR) -> bool:
+        try:
+            await self.hub.send_multipart([process.value.encode(), source.value.encode(),
+                                           m.encode(message)], flags=zmq.NOBLOCK)
+            return True
+        except zmq.ZMQError:
+            return False  # not connected (EHOSTUNREACH) or full: the peer is down
+
+    async def _serve_hub(self) -> None:
+        while True:
+            frames = await self.hub.recv_multipart()
+            if len(frames) != 3:
+                log.warning("bus: dropped a frame set of %d parts", len(frames))
+                continue
+            try:
+                source = m.Process(frames[0].decode())
+                destination = m.Process(frames[1].decode())
+            except ValueError:
+                log.warning("bus: dropped a frame from an unknown identity")
+                continue
+            child = self.children.get(source)
+            if child is not None:
+                child.last_heard = time.monotonic()
+            if destination is not m.Process.SUPERVISOR:
+                if not await self._send_raw(destination, source, frames[2]):
+                    log.debug("bus: %s unreachable for %s", destination, source)
+                continue
+            try:
+                message = m.decode(frames[2])
+            except m.MessageError as exc:
+                log.warning("bus: bad message from %s: %s", source, exc)
+                continue
+            await self._on_message(source, message)
+
+    async def _send_raw(self, destination: m.Process, source: m.Process, payload: bytes) -> bool:
+        try:
+            await self.hub.send_multipart([destination.value.encode(), source.value.encode(),
+                                           payload], flags=zmq.NOBLOCK)
+            return True
+        except zmq.ZMQError:
+            return False
+
+    async def _on_message(self, source: m.Process, message: m.Message) -> None:
+        child = self.children.get(source)
+        if isinstance(message, m.Hello) and child is not None:
+            if not child.spawned_here:
+                was_seen = child.pid != 0
+                child.pid, child.alive = message.pid, True
+                if was_seen:
+                    child.restarts += 1
+                self._publish_worker(child, m.WorkerState.RESTARTED if was_seen
+                                     else m.WorkerState.STARTED)
+            if source is m.Process.SIGNALLING:
+                for worker in (m.Process.MEDIA, m.Process.TRANSFER):
+                    await self._send(worker, m.ResetSessions("signalling started"))
+            elif self.children[m.Process.SIGNALLING].alive and child.restarts:
+                await self._send(m.Process.SIGNALLING, m.WorkerStateChanged(
+                    source, m.WorkerState.RESTARTED, message.pid, child.restarts))
+        elif isinstance(message, m.Goodbye) and child is not None:
+            log.info("%s says goodbye", source)
+        elif isinstance(message, m.CommandSucceeded | m.CommandFailed):
+            future = self._pending.pop(message.request_id, None)
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif isinstance(message, m.SessionStateEvent):
+            summary = {"sid": message.sid, "peer": message.peer, "kind": message.kind.value,
+                       "direction": message.direction.value, "state": message.state}
+            if message.state == "DEINIT":
+                self.sessions.pop(message.sid, None)
+            else:
+                self.sessions[message.sid] = summary
+            self._publish_session(dict(summary, reason=message.reason), message.ts)
+        elif isinstance(message, m.ConnectionStateEvent):
+            self.connected = message.state is m.ConnectionState.CONNECTED
+            self.jid = message.jid or self.jid
+            self._publish("connection.state", {"state": message.state.value,
+                                               "reason": message.reason}, message.ts)
+        elif isinstance(message, m.TransportStateEvent):
+            self._publish("transport.state", {
+                "sid": message.sid, "state": message.state.value, "method": message.method,
+                "local": message.local, "remote": message.remote}, message.ts)
+        else:
+            log.debug("supervisor ignores %s from %s", type(message).__name__, source)
+
+    # --- control socket -------------------------------------------------------------
+
+    async def _serve_control(self) -> None:
+        while True:
+            frames = await self.commands.recv_multipart()
+            identity, payload = frames[0], frames[-1]
+            # A REQ client puts an empty delimiter before the payload; echo the envelope.
+            envelope = frames[:-1]
+            if len(frames) < 2:
+                continue
+            self._bg.spawn(self._answer(envelope, identity, payload))
+
+    async def _answer(self, envelope: list[bytes], identity: bytes, payload: bytes) -> None:
+        req_id = cp.request_id_of(payload)
+        try:
+            request = cp.parse_request(payload)
+            result = await self._execute(request)
+            reply = cp.encode_ok(request.id, result)
+        except cp.ControlError as exc:
+            reply = cp.encode_error(req_id, exc.code, exc.message)
+        except Exception as exc:  # the agent keeps serving whatever happened
+            log.exception("control request failed")
+            reply = cp.encode_error(req_id, cp.INTERNAL_ERROR, str(exc))
+        await self.commands.send_multipart([*envelope, reply])
+
+    async def _execute(self, request: cp.Request) -> dict[str, Any]:
+        if request.cmd == "status":
+            return {
+                "jid": self.jid,
+                "connected": self.connected,
+                "workers": {c.process.value: c.summary() for c in self.children.values()},
+                "sessions": list(self.sessions.values()),
+            }
+        if request.cmd == "sessions":
+            return {"sessions": list(self.sessions.values())}
+        command = _to_bus_command(request)
+        if not self.children[m.Process.SIGNALLING].alive:
+            raise cp.ControlError(cp.UNAVAILABLE, "signalling is restarting, try again")
+        future: asyncio.Future[m.Message] = asyncio.get_running_loop().create_future()
+        self._pending[command.request_id] = future
+        if not await self._send(m.Process.SIGNALLING, command):
+            self._pending.pop(command.request_id, None)
+            raise cp.ControlError(cp.UNAVAILABLE, "signalling is not reachable")
+        try:
+            answer = await asyncio.wait_for(future, FORWARD_TIMEOUT)
+        except TimeoutError:
+            self._pending.pop(command.request_id, None)
+            raise cp.ControlError(cp.UNAVAILABLE, "signalling did not answer in time") from None
+        if isinstance(answer, m.CommandFailed):
+            raise cp.ControlError(answer.code, answer.message)
+        assert isinstance(answer, m.CommandSucceeded)
+        return {"sid": answer.sid} if answer.sid else {}
+
+    def _fail_pending(self, why: str) -> None:
+        for req_id, future in list(self._pending.items()):
+            if not future.done():
+                future.set_result(m.CommandFailed(req_id, cp.UNAVAILABLE, why))
+        self._pending.clear()
+
+    # --- events -----------------------------------------------------------------------
+
+    def _publish(self, name: str, fields: dict[str, Any], ts: float | None = None) -> None:
+        try:
+            self.events.send_multipart(cp.encode_event(name, ts or time.time(), fields),
+                                       flags=zmq.NOBLOCK)
+        except zmq.ZMQError:
+            log.warning("event %s dropped", name)
+
+    def _publish_session(self, fields: dict[str, Any], ts: float | None = None) -> None:
+        self._publish("session.state", fields, ts)
+
+    def _publish_worker(self, child: Child, state: m.WorkerState,
+                        exit_code: int | None = None) -> None:
+        self._publish("worker.state", {"worker": child.process.value, "pid": child.pid,
+                                       "state": state.value, "exit_code": exit_code})
+
+
+def _to_bus_command(request: cp.Request) -> m.Command:
+    a = request.args
+    rid = f"{request.id}:{uuid.uuid4().hex[:8]}"
+    if request.cmd == "call":
+        return m.Call(rid, a["to"])
+    if request.cmd == "send_file":
+        return m.SendFile(rid, a["to"], a["path"], a.get("name"), a.get("description"))
+    if request.cmd == "accept":
+        return m.Accept(rid, a["sid"], a.get("dir"))
+    if request.cmd == "reject":
+        return m.Reject(rid, a["sid"], a.get("reason") or "decline")
+    if request.cmd == "hangup":
+        return m.Hangup(rid, a["sid"], a.get("reason") or "success")
+    if request.cmd == "mute":
+        return m.Mute(rid, a["sid"], a["muted"])
+    raise cp.ControlError(cp.UNKNOWN_COMMAND, f"unknown command {request.cmd!r}")
