@@ -127,7 +127,7 @@ class EventWatcher:
     """A subscription opened now, so no event after this point is missed."""
 
     def __init__(self, endpoint: str, topics: tuple[str, ...] = ("",)) -> None:
-        self._ctx = zmq.Context.instance()
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._sub = self._ctx.socket(zmq.SUB)
         self._sub.setsockopt(zmq.LINGER, 0)
         for topic in topics:
@@ -153,8 +153,8 @@ class EventWatcher:
                 return event
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
-            event = self.poll(remaining)
-            if event is not None and all(event.get(k) == v for k, v in match.items()):
-                self.seen.remove(event)
-                return event
+            polled = self.poll(remaining)
+            if polled is not None and all(polled.get(k) == v for k, v in match.items()):
+                self.seen.remove(polled)
+                return polled
         raise TimeoutError(f"no event matching {match} within {timeout} s; saw {self.seen}")

@@ -111,8 +111,6 @@ class Supervisor:
         await spawn(child, self.config_path)
         if restarted:
             child.restarts += 1
-        state = m.WorkerState.RESTARTED if restarted else m.WorkerState.STARTED
-        self._publish_worker(child, state)
         self._bg.spawn(self._reap(child))
 
     async def _reap(self, child: Child) -> None:
@@ -122,6 +120,7 @@ class Supervisor:
         if child.proc is not proc:
             return
         child.alive = False
+        child.backlog.clear()
         log.warning("%s (pid %d) exited with %s", child.process, child.pid, code)
         self._publish_worker(child, m.WorkerState.EXITED, code)
         await self._worker_lost(child, code)
@@ -162,7 +161,7 @@ class Supervisor:
                     if child.spawned_here:
                         kill(child)  # _reap restarts it
                     else:
-                        child.alive = False
+                        child.alive = child.announced = False
                         self._publish_worker(child, m.WorkerState.EXITED)
                         await self._worker_lost(child, None)
 
@@ -177,14 +176,8 @@ class Supervisor:
 
     # --- bus hub --------------------------------------------------------------------
 
-    async def _send(self, process: m.Process, message: m.Message,
-                    source: m.Process = m.Process.SUPERVISOR) -> bool:
-        try:
-            await self.hub.send_multipart([process.value.encode(), source.value.encode(),
-                                           m.encode(message)], flags=zmq.NOBLOCK)
-            return True
-        except zmq.ZMQError:
-            return False  # not connected (EHOSTUNREACH) or full: the peer is down
+    async def _send(self, process: m.Process, message: m.Message) -> bool:
+        return await self._send_raw(process, m.Process.SUPERVISOR, m.encode(message))
 
     async def _serve_hub(self) -> None:
         while True:
@@ -213,22 +206,35 @@ class Supervisor:
             await self._on_message(source, message)
 
     async def _send_raw(self, destination: m.Process, source: m.Process, payload: bytes) -> bool:
+        """Forward on the hub; for a process that is starting, hold it until its Hello."""
+        child = self.children.get(destination)
+        if child is not None and child.spawned_here and not child.alive:
+            if child.proc is None or child.proc.returncode is not None:
+                return False
+            if len(child.backlog) >= Child.MAX_BACKLOG:
+                log.error("bus: backlog for %s full, dropping", destination)
+                return False
+            child.backlog.append((source.value.encode(), payload))
+            return True
         try:
             await self.hub.send_multipart([destination.value.encode(), source.value.encode(),
                                            payload], flags=zmq.NOBLOCK)
             return True
         except zmq.ZMQError:
-            return False
+            return False  # not connected (EHOSTUNREACH) or full: the peer is down
 
     async def _on_message(self, source: m.Process, message: m.Message) -> None:
         child = self.children.get(source)
         if isinstance(message, m.Hello) and child is not None:
-            if not child.spawned_here:
-                was_seen = child.pid != 0
-                child.pid, child.alive = message.pid, True
-                if was_seen:
-                    child.restarts += 1
-                self._publish_worker(child, m.WorkerState.RESTARTED if was_seen
+            if not child.spawned_here and child.pid not in (0, message.pid):
+                child.restarts += 1
+            child.pid, child.alive = message.pid, True
+            backlog, child.backlog = child.backlog, []
+            for origin, payload in backlog:
+                await self._send_raw(source, m.Process(origin.decode()), payload)
+            if not child.announced:
+                child.announced = True
+                self._publish_worker(child, m.WorkerState.RESTARTED if child.restarts
                                      else m.WorkerState.STARTED)
             if source is m.Process.SIGNALLING:
                 for worker in (m.Process.MEDIA, m.Process.TRANSFER):

@@ -36,6 +36,12 @@ class Child:
     last_heard: float = 0.0
     backoff: float = FIRST_BACKOFF
     proc: asyncio.subprocess.Process | None = field(default=None, repr=False)
+    # Messages for this process while it starts (spawned, no Hello yet): delivered
+    # on Hello, so a command sent during a restart is delayed, not lost.
+    backlog: list[tuple[bytes, bytes]] = field(default_factory=list, repr=False)
+    announced: bool = False  # its 'started'/'restarted' event has been published
+
+    MAX_BACKLOG = 10_000
 
     def summary(self) -> dict[str, object]:
         return {"pid": self.pid, "alive": self.alive, "restarts": self.restarts}
@@ -49,7 +55,8 @@ async def spawn(child: Child, config_path: str | None) -> None:
     env.pop("NOTIFY_SOCKET", None)  # only the supervisor talks to systemd
     child.proc = await asyncio.create_subprocess_exec(*argv, env=env)
     child.pid = child.proc.pid
-    child.alive = True
+    child.alive = False  # until it says Hello on the bus
+    child.announced = False
     child.started_at = child.last_heard = time.monotonic()
     log.info("started %s (pid %d)", child.process, child.pid)
 

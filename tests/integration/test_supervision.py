@@ -1,0 +1,130 @@
+"""Supervision: killed workers come back, their sessions end with DEINIT, nothing hangs or leaks."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.integration.conftest import pid_alive
+
+pytestmark = pytest.mark.prosody
+
+
+def _open_call(alice, bob):
+    sid = alice.client.call(bob.bare)
+    alice.state(sid, "SENTINITIATE")
+    bob.state(sid, "RECEIVEDINITIATE")
+    return sid
+
+
+def _kill_and_watch(agent, worker):
+    """kill -9 ``worker``; poll status throughout; the exited and restarted events."""
+    old_pid = agent.client.status()["workers"][worker]["pid"]
+    os.kill(old_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        status = agent.client.status()  # must answer throughout (ControlClient raises if not)
+        w = status["workers"][worker]
+        if w["alive"] and w["pid"] != old_pid:
+            break
+        time.sleep(0.05)
+    exited = agent.watch.wait_for(5, event="worker.state", worker=worker, state="exited")
+    restarted = agent.watch.wait_for(5, event="worker.state", worker=worker, state="restarted")
+    assert exited["pid"] == old_pid and exited["exit_code"] == -signal.SIGKILL
+    assert restarted["pid"] != old_pid
+    assert restarted["ts"] - exited["ts"] < 2.0
+    status = agent.client.status()["workers"][worker]
+    assert status["alive"] and status["restarts"] == 1
+    return restarted["pid"]
+
+
+def test_media_worker_killed_ends_calls(pair):
+    alice, bob = pair
+    sid = _open_call(alice, bob)
+    _kill_and_watch(alice, "media")
+    assert alice.state(sid, "DEINIT")["reason"] == "failed-application"
+    # The peer is told, so its session ends too instead of ringing on.
+    assert bob.state(sid, "RECEIVEDTERMINATE")["reason"] == "failed-application"
+    bob.state(sid, "DEINIT")
+    # The restarted worker serves new calls.
+    sid2 = _open_call(alice, bob)
+    bob.client.accept(sid2)
+    alice.state(sid2, "RECEIVEDACCEPT")
+    alice.client.hangup(sid2)
+    bob.state(sid2, "DEINIT")
+
+
+def test_callee_media_worker_killed_ends_accepted_call(pair):
+    alice, bob = pair
+    sid = _open_call(alice, bob)
+    bob.client.accept(sid)
+    alice.state(sid, "RECEIVEDACCEPT")
+    _kill_and_watch(bob, "media")
+    assert bob.state(sid, "DEINIT")["reason"] == "failed-application"
+    assert alice.state(sid, "DEINIT")["reason"] == "failed-application"
+
+
+def test_transfer_worker_killed_leaves_calls_alone(pair):
+    """Calls do not depend on the transfer worker; file sessions would end (no file
+    transfer exists yet, see the file-transfer issue)."""
+    alice, bob = pair
+    sid = _open_call(alice, bob)
+    _kill_and_watch(alice, "transfer")
+    assert [s["sid"] for s in alice.client.sessions()] == [sid]
+    alice.client.hangup(sid)
+    bob.state(sid, "DEINIT")
+
+
+def test_signalling_killed_ends_sessions_and_reconnects(pair):
+    alice, bob = pair
+    sid = _open_call(alice, bob)
+    _kill_and_watch(alice, "signalling")
+    deinit = alice.state(sid, "DEINIT")
+    assert deinit["reason"] == "failed-application"
+    alice.watch.wait_for(5, event="connection.state", state="disconnected")
+    alice.watch.wait_for(10, event="connection.state", state="connected")
+    # Bob sees Alice's old resource go offline: his side ends too.
+    assert bob.state(sid, "DEINIT", timeout=15)["reason"] == "gone"
+    assert alice.client.sessions() == []
+
+
+def test_commands_answer_while_signalling_is_down(pair):
+    alice, bob = pair
+    pid = alice.client.status()["workers"]["signalling"]["pid"]
+    os.kill(pid, signal.SIGSTOP)  # hung, not dead: the supervisor must still answer
+    try:
+        started = time.monotonic()
+        from control.client import ControlFailed
+
+        with pytest.raises(ControlFailed) as info:
+            alice.client.call(bob.bare)
+        assert info.value.code == "unavailable"
+        assert time.monotonic() - started < 5.0
+        assert alice.client.status()["jid"] == alice.full
+        # The heartbeat timeout (2 s in these tests) declares it dead and restarts it.
+        alice.watch.wait_for(10, event="worker.state", worker="signalling", state="restarted")
+    finally:
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGCONT)
+
+
+def test_sigterm_stops_everything_quickly(start_agent):
+    alice = start_agent("alice")
+    pids = alice.pids()
+    assert len(pids) == 4
+    took = alice.stop()
+    assert took < 5.0
+    time.sleep(0.2)
+    assert [p for p in pids if pid_alive(p)] == []
+
+
+def test_supervisor_killed_leaves_no_orphans(start_agent):
+    alice = start_agent("alice")
+    pids = alice.pids()
+    os.kill(alice.proc.pid, signal.SIGKILL)
+    alice.proc.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids[1:]):
+        time.sleep(0.1)
+    assert [p for p in pids[1:] if pid_alive(p)] == []
