@@ -29,7 +29,9 @@ pidfile = "{data}/prosody.pid"
 data_path = "{data}"
 log = {{ {level} = "{data}/prosody.log" }}
 admins = {{ }}
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "groups"; "presence"; "iq"; "message"; }}
+modules_enabled = {{
+    "roster"; "saslauth"; "disco"; "ping"; "groups"; "presence"; "iq"; "message";
+}}
 modules_disabled = {{ "s2s"; "posix"; "tls"; }}
 authentication = "internal_plain"
 storage = "internal"
@@ -106,6 +108,11 @@ class LocalProsody:
         self.stop()
         raise RuntimeError("prosody did not listen in time")
 
+    def terminate(self) -> None:
+        """Ask Prosody to stop without waiting (safe inside a signal handler)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -129,7 +136,7 @@ def main() -> None:
     server.start()
     print(f"prosody on 127.0.0.1:{server.c2s_port}, accounts: "
           f"{', '.join(u + '@' + server.domain for u in users)}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     try:
         assert server.proc is not None
         sys.exit(server.proc.wait())

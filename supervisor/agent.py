@@ -121,7 +121,8 @@ class Supervisor:
             return
         child.alive = False
         child.backlog.clear()
-        log.warning("%s (pid %d) exited with %s", child.process, child.pid, code)
+        log.log(logging.INFO if self._stopping else logging.WARNING,
+                "%s (pid %d) exited with %s", child.process, child.pid, code)
         self._publish_worker(child, m.WorkerState.EXITED, code)
         await self._worker_lost(child, code)
         if self._stopping:

@@ -37,7 +37,7 @@ class Agent:
     """One agent (supervisor + workers) as a user's tool would see it."""
 
     def __init__(self, server: LocalProsody, user: str, folder: Path,
-                 extra: str = "") -> None:
+                 extra: str = "", env: dict[str, str] | None = None) -> None:
         self.user = user
         self.bare = f"{user}@{server.domain}"
         self.folder = folder
@@ -54,7 +54,7 @@ class Agent:
             f"[log]\nlevel = \"info\"\n{extra}"
         )
         self.log = open(folder / f"{user}.log", "wb")  # noqa: SIM115
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYJINGLE_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYJINGLE_")} | (env or {})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "supervisor", "--config", str(self.config)],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=env)
@@ -145,8 +145,8 @@ def folder() -> Iterator[Path]:
 def start_agent(prosody: LocalProsody, folder: Path):
     started: list[Agent] = []
 
-    def start(user: str, extra: str = "") -> Agent:
-        agent = Agent(prosody, user, folder, extra)
+    def start(user: str, extra: str = "", env: dict[str, str] | None = None) -> Agent:
+        agent = Agent(prosody, user, folder, extra, env)
         started.append(agent)
         agent.wait_connected()
         return agent

@@ -1,4 +1,5 @@
-"""Jingle sessions between two real agents through a real Prosody, driven by the control contract."""
+"""Jingle sessions between two real agents through a real Prosody, driven by the control
+contract."""
 
 import time
 

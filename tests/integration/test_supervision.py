@@ -128,3 +128,21 @@ def test_supervisor_killed_leaves_no_orphans(start_agent):
     while time.monotonic() < deadline and any(pid_alive(p) for p in pids[1:]):
         time.sleep(0.1)
     assert [p for p in pids[1:] if pid_alive(p)] == []
+
+
+def test_systemd_notify_ready_and_watchdog(start_agent, folder):
+    """Type=notify: READY=1 once serving, WATCHDOG=1 at half of WatchdogSec."""
+    import socket
+
+    path = str(folder / "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    try:
+        alice = start_agent("alice", env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+        got = set()
+        while not {"READY=1", "WATCHDOG=1"} <= got:
+            got.add(sock.recv(256).decode())
+        assert alice.client.status()["connected"]
+    finally:
+        sock.close()
