@@ -225,6 +225,7 @@ class ConnectionStateEvent(Message):
     state: ConnectionState
     jid: str
     reason: str | None = None
+    encrypted: bool | None = None  # TLS on the client-to-server stream
 
 
 @dataclass(frozen=True)

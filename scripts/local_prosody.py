@@ -30,9 +30,10 @@ data_path = "{data}"
 log = {{ {level} = "{data}/prosody.log" }}
 admins = {{ }}
 modules_enabled = {{
-    "roster"; "saslauth"; "disco"; "ping"; "groups"; "presence"; "iq"; "message";
+    "roster"; "saslauth"; "disco"; "ping"; "groups"; "presence"; "iq"; "message"; {tls_on}
 }}
-modules_disabled = {{ "s2s"; "posix"; "tls"; }}
+modules_disabled = {{ "s2s"; "posix"; {tls_module} }}
+certificates = "{data}/certs"
 authentication = "internal_plain"
 storage = "internal"
 c2s_require_encryption = false
@@ -71,6 +72,7 @@ class LocalProsody:
     domain: str = "localhost"
     c2s_port: int = 0
     proxy65_port: int = 0
+    tls: bool = False  # offer STARTTLS with a self-signed certificate
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -82,9 +84,18 @@ class LocalProsody:
         self.data.mkdir(parents=True, exist_ok=True)
         self.c2s_port = self.c2s_port or free_port()
         self.proxy65_port = self.proxy65_port or free_port()
+        certs = self.data / "certs"
+        certs.mkdir(exist_ok=True)
+        if self.tls:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-days", "2", "-subj", f"/CN={self.domain}",
+                            "-keyout", str(certs / f"{self.domain}.key"),
+                            "-out", str(certs / f"{self.domain}.crt")],
+                           check=True, capture_output=True)
         self.config_file.write_text(CONFIG.format(
             data=self.data, level="info", c2s=self.c2s_port, proxy65=self.proxy65_port,
-            domain=self.domain))
+            domain=self.domain, tls_module="" if self.tls else '"tls";',
+            tls_on='"tls";' if self.tls else ""))
         members = "\n".join(f"{user}@{self.domain}" for user in users)
         (self.data / "groups.txt").write_text(f"[pyjingle]\n{members}\n")
         for user, password in users.items():

@@ -117,12 +117,12 @@ class Signalling:
 
     # --- stream listener (signalling.xmpp.client.StreamListener) ------------------------
 
-    def on_connected(self, jid: str) -> None:
+    def on_connected(self, jid: str, encrypted: bool) -> None:
         self.local_jid = jid
         self.manager.local = jid
-        log.info("connected as %s", jid)
+        log.info("connected as %s (%s)", jid, "TLS" if encrypted else "no TLS")
         self._bg.spawn(self._emit(m.ConnectionStateEvent(
-            time.time(), m.ConnectionState.CONNECTED, jid)))
+            time.time(), m.ConnectionState.CONNECTED, jid, encrypted=encrypted)))
 
     def on_disconnected(self, reason: str) -> None:
         self.manager.connection_lost()

@@ -46,6 +46,7 @@ class Supervisor:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.jid = f"{config.bare_jid}/{config.account.resource}"
         self.connected = False
+        self.encrypted = False
         self._pending: dict[str, asyncio.Future[m.Message]] = {}
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -259,9 +260,11 @@ class Supervisor:
             self._publish_session(dict(summary, reason=message.reason), message.ts)
         elif isinstance(message, m.ConnectionStateEvent):
             self.connected = message.state is m.ConnectionState.CONNECTED
+            self.encrypted = bool(self.connected and message.encrypted)
             self.jid = message.jid or self.jid
             self._publish("connection.state", {"state": message.state.value,
-                                               "reason": message.reason}, message.ts)
+                                               "reason": message.reason,
+                                               "encrypted": message.encrypted}, message.ts)
         elif isinstance(message, m.TransportStateEvent):
             self._publish("transport.state", {
                 "sid": message.sid, "state": message.state.value, "method": message.method,
@@ -299,6 +302,7 @@ class Supervisor:
             return {
                 "jid": self.jid,
                 "connected": self.connected,
+                "encrypted": self.encrypted,
                 "workers": {c.process.value: c.summary() for c in self.children.values()},
                 "sessions": list(self.sessions.values()),
             }

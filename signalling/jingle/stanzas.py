@@ -259,8 +259,8 @@ def build_jingle(j: Jingle) -> ET.Element:
 
 
 def build_error(error: StanzaError) -> ET.Element:
-    """The <error/> child of an IQ error."""
-    el = ET.Element("error", {"type": error.type})
+    """The <error/> child of an IQ error (RFC 6120 §8.3.2: in the stream's namespace)."""
+    el = ET.Element(_tag(ns.CLIENT, "error"), {"type": error.type})
     ET.SubElement(el, _tag(ns.STANZAS, error.condition))
     if error.jingle_condition:
         ET.SubElement(el, _tag(ns.JINGLE_ERRORS, error.jingle_condition))

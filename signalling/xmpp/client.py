@@ -32,7 +32,7 @@ RECONNECT_MAX = 30.0
 
 
 class StreamListener(Protocol):
-    def on_connected(self, jid: str) -> None: ...
+    def on_connected(self, jid: str, encrypted: bool) -> None: ...
     def on_disconnected(self, reason: str) -> None: ...
     def on_jingle_iq(self, element: ET.Element) -> None: ...
     def on_response(self, iq_id: str, error: StanzaError | None) -> None: ...
@@ -55,9 +55,12 @@ class XmppClient(slixmpp.ClientXMPP):
         if account.tls == "off":
             self.enable_starttls = False
             self.enable_plaintext = True
-            self["feature_mechanisms"].unencrypted_scram = True
-            self["feature_mechanisms"].unencrypted_plain = True
+            self.plugin["feature_mechanisms"].unencrypted_scram = True
+            self.plugin["feature_mechanisms"].unencrypted_plain = True
         elif account.tls == "optional":
+            # STARTTLS whenever offered, without certificate checks (self-signed
+            # servers); plaintext login only where the server offers no TLS.
+            self.plugin["feature_mechanisms"].unencrypted_scram = True
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
@@ -86,7 +89,7 @@ class XmppClient(slixmpp.ClientXMPP):
 
     async def _on_session_start(self, _event: Any) -> None:
         self._backoff = 1.0
-        disco = self["xep_0030"]
+        disco = self.plugin["xep_0030"]
         for feature in self._features:
             disco.add_feature(feature)
         disco.add_identity("client", "pc", "pyjingle")
@@ -94,9 +97,12 @@ class XmppClient(slixmpp.ClientXMPP):
             await self.get_roster(timeout=10)
         except (IqError, IqTimeout) as exc:
             log.warning("roster not loaded: %s", exc)
-        await self["xep_0115"].update_caps()
+        await self.plugin["xep_0115"].update_caps()
         self.send_presence()
-        self.listener.on_connected(str(self.boundjid))
+        encrypted = self.transport is not None and (
+            self.transport.get_extra_info("ssl_object") is not None
+        )
+        self.listener.on_connected(str(self.boundjid), encrypted)
 
     def _on_disconnected(self, reason: Any) -> None:
         self.listener.on_disconnected(str(reason) or "stream closed")
@@ -132,8 +138,11 @@ class XmppClient(slixmpp.ClientXMPP):
             iq = self.make_iq_result(id=stanza.iq_id, ito=stanza.to)
             iq.send()
         elif isinstance(stanza, SendError):
-            iq = self.Iq(sto=stanza.to, stype="error")
+            iq = self.Iq(sto=stanza.to)
             iq["id"] = stanza.iq_id
+            # Set the type on the XML: through the stanza interface slixmpp would add
+            # its own default <error><feature-not-implemented/></error> beside ours.
+            iq.xml.set("type", "error")
             iq.xml.append(build_error(stanza.error))
             iq.send()
 
@@ -158,7 +167,8 @@ class XmppClient(slixmpp.ClientXMPP):
             full = f"{bare}/{resource}"
             features: frozenset[str] = frozenset()
             try:
-                reply = await self["xep_0030"].get_info(jid=full, timeout=timeout)
+                disco = self.plugin["xep_0030"]
+                reply = await disco.get_info(jid=slixmpp.JID(full), timeout=timeout)
                 features = frozenset(reply["disco_info"]["features"])
             except (IqError, IqTimeout) as exc:
                 log.info("disco#info of %s failed: %s", full, exc)

@@ -75,7 +75,7 @@ def test_any_command_sequence_keeps_both_machines_sane(steps):
     assert answers == requests
     for _, el in pair.wire:
         if el.get("type") == "error":
-            conditions = {c.tag.rpartition("}")[2] for c in el.find("error")}
+            conditions = {c.tag.rpartition("}")[2] for c in el.find("{jabber:client}error")}
             jingle = conditions & {"out-of-order", "unknown-session", "tie-break",
                                    "unsupported-info"}
             assert jingle, ET.tostring(el)

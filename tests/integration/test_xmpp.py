@@ -1,0 +1,161 @@
+"""The agent as other XMPP entities see it: disco/caps, errors for bad Jingle IQs,
+STARTTLS, reconnection, and the ring timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import slixmpp
+from slixmpp.exceptions import IqError
+
+from scripts.local_prosody import LocalProsody
+from signalling.jingle import namespaces as ns
+from tests.integration.conftest import USERS, Agent
+
+pytestmark = pytest.mark.prosody
+
+
+def _raw(prosody: LocalProsody, user: str, scenario) -> object:
+    """Run ``scenario(client)`` with a plain slixmpp client logged in as ``user``."""
+
+    async def main() -> object:
+        client = slixmpp.ClientXMPP(f"{user}@{prosody.domain}/raw", USERS[user])
+        client.enable_direct_tls = False
+        client.enable_starttls = False
+        client.enable_plaintext = True
+        client.plugin["feature_mechanisms"].unencrypted_scram = True
+        client.register_plugin("xep_0030")
+        ready = asyncio.Event()
+        client.add_event_handler("session_start", lambda _e: ready.set())
+        client.connect("127.0.0.1", prosody.c2s_port)
+        await asyncio.wait_for(ready.wait(), 10)
+        try:
+            return await scenario(client)
+        finally:
+            client.disconnect()
+
+    return asyncio.run(main())
+
+
+def _jingle_iq(client, to: str, xml: str):
+    iq = client.make_iq_set(ito=to)
+    iq.xml.append(slixmpp.xmlstream.ET.fromstring(xml))
+    return iq
+
+
+async def _error_of(iq) -> tuple[str, set[str]]:
+    try:
+        await iq.send(timeout=5)
+    except IqError as exc:
+        errors = exc.iq.xml.findall("{jabber:client}error")
+        assert len(errors) == 1, "exactly one <error/> in the stream's namespace"
+        return errors[0].get("type"), {child.tag.rpartition("}")[2] for child in errors[0]}
+    return "result", set()
+
+
+def test_disco_advertises_jingle_features(prosody, start_agent):
+    alice = start_agent("alice")
+
+    async def scenario(client):
+        info = await client.plugin["xep_0030"].get_info(jid=alice.full, timeout=5)
+        return set(info["disco_info"]["features"])
+
+    features = _raw(prosody, "dave", scenario)
+    assert {ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP} <= features
+
+
+def test_bad_jingle_iqs_get_the_right_errors(prosody, pair):
+    alice, bob = pair
+    sid = alice.client.call(bob.bare)
+    bob.state(sid, "RECEIVEDINITIATE")
+
+    async def scenario(client):
+        results = {}
+        results["malformed"] = await _error_of(_jingle_iq(
+            client, bob.full, "<jingle xmlns='urn:xmpp:jingle:1' action='session-initiate'/>"))
+        results["unknown action"] = await _error_of(_jingle_iq(
+            client, bob.full, "<jingle xmlns='urn:xmpp:jingle:1' action='dance' sid='x'/>"))
+        results["unknown sid"] = await _error_of(_jingle_iq(
+            client, bob.full,
+            "<jingle xmlns='urn:xmpp:jingle:1' action='session-info' sid='nope'/>"))
+        results["third party"] = await _error_of(_jingle_iq(
+            client, bob.full,
+            f"<jingle xmlns='urn:xmpp:jingle:1' action='session-terminate' sid='{sid}'>"
+            "<reason><success/></reason></jingle>"))
+        return results
+
+    results = _raw(prosody, "dave", scenario)
+    assert results["malformed"][1] == {"bad-request", "text"}
+    assert "bad-request" in results["unknown action"][1]
+    assert results["unknown sid"] == ("cancel", {"item-not-found", "unknown-session", "text"})
+    assert results["third party"][1] >= {"item-not-found", "unknown-session"}
+    # The third party did not touch the session.
+    assert [s["state"] for s in bob.client.sessions()] == ["RECEIVEDINITIATE"]
+    alice.client.hangup(sid)
+    bob.state(sid, "DEINIT")
+
+
+def test_unanswered_call_times_out_on_both_sides(start_agent):
+    alice = start_agent("alice", extra="[jingle]\nring_timeout = 1.5\n")
+    bob = start_agent("bob")
+    from tests.integration.conftest import make_ready
+
+    make_ready(alice, bob)
+    sid = alice.client.call(bob.bare)
+    bob.state(sid, "RECEIVEDINITIATE")
+    assert alice.state(sid, "DEINIT", timeout=10)["reason"] == "timeout"
+    assert bob.state(sid, "RECEIVEDTERMINATE")["reason"] == "timeout"
+
+
+@pytest.fixture
+def own_server():
+    """A Prosody of this test's own, to restart or to run with TLS."""
+    servers = []
+
+    def make(tls: bool = False) -> LocalProsody:
+        data = Path(tempfile.mkdtemp(prefix="pj-own-"))
+        server = LocalProsody(data, tls=tls)
+        server.configure(USERS)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def test_starttls_login(own_server, folder):
+    server = own_server(tls=True)
+    agent = Agent(server, "alice", folder, env={"PYJINGLE_ACCOUNT_TLS": "optional"})
+    try:
+        agent.wait_connected()
+        assert agent.client.status()["encrypted"] is True
+    finally:
+        agent.stop()
+
+
+def test_plaintext_stream_is_reported_unencrypted(start_agent):
+    assert start_agent("alice").client.status()["encrypted"] is False
+
+
+def test_reconnects_after_the_server_drops_the_stream(own_server, folder):
+    server = own_server()
+    agent = Agent(server, "alice", folder)
+    try:
+        agent.wait_connected()
+        server.stop()
+        agent.watch.wait_for(10, event="connection.state", state="disconnected")
+        assert agent.client.status()["connected"] is False
+        server.start()
+        agent.watch.wait_for(20, event="connection.state", state="connected")
+        deadline = time.monotonic() + 5
+        while not agent.client.status()["connected"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert agent.client.status()["connected"] is True
+    finally:
+        agent.stop()
