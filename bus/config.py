@@ -21,6 +21,19 @@ REVEAL_POLICIES = ("never", "roster", "always")
 TLS_MODES = ("required", "optional", "off")
 
 
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "account": frozenset({"jid", "password", "server", "port", "tls", "resource"}),
+    "control": frozenset({"commands", "events"}),
+    "bus": frozenset({"endpoint", "heartbeat_interval", "heartbeat_timeout", "spawn"}),
+    "audio": frozenset({"input", "output"}),
+    "transfer": frozenset({"download_dir"}),
+    "policy": frozenset({"auto_accept_calls", "auto_accept_files", "reveal_ip_before_accept",
+                         "relay_only"}),
+    "jingle": frozenset({"ring_timeout", "iq_timeout"}),
+    "log": frozenset({"level"}),
+}
+
+
 class ConfigError(Exception):
     """A configuration value is missing or wrong; the message names the key."""
 
@@ -214,6 +227,19 @@ def _check_jid(key: str, jid: str) -> None:
         raise ConfigError(f"{key}: {jid!r} is not a JID like user@example.com")
 
 
+def _check_known(table: Mapping[str, Any]) -> None:
+    """A misspelt key would silently fall back to its default: refuse it instead."""
+    for section, keys in table.items():
+        known = KNOWN_KEYS.get(section)
+        if known is None:
+            raise ConfigError(f"[{section}]: unknown section")
+        if not isinstance(keys, Mapping):
+            raise ConfigError(f"[{section}] must be a table")
+        for key in keys:
+            if key not in known:
+                raise ConfigError(f"{section}.{key}: unknown key")
+
+
 def load_config(path: str | os.PathLike[str] | None,
                 env: Mapping[str, str] | None = None) -> AgentConfig:
     """Read, override from the environment, validate. Raises :class:`ConfigError`."""
@@ -229,6 +255,7 @@ def load_config(path: str | os.PathLike[str] | None,
             raise ConfigError(f"config file {path}: not found") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+    _check_known(table)
     r = _Reader(table, env)
 
     jid = r.text("account", "jid")

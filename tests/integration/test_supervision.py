@@ -146,3 +146,37 @@ def test_systemd_notify_ready_and_watchdog(start_agent, folder):
         assert alice.client.status()["connected"]
     finally:
         sock.close()
+
+
+def test_processes_started_on_their_own(prosody, folder):
+    """bus.spawn leaves signalling out: it runs as its own unit and joins the hub."""
+    import subprocess
+    import sys
+
+    from tests.integration.conftest import ROOT, Agent
+
+    alice = Agent(prosody, "alice", folder, env={"PYJINGLE_BUS_SPAWN": "media,transfer"})
+    own = None
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if alice.client.status()["workers"]["media"]["alive"]:
+                    break
+            except Exception:
+                pass
+            time.sleep(0.1)
+        assert alice.client.status()["workers"]["signalling"]["alive"] is False
+        own = subprocess.Popen([sys.executable, "-m", "signalling", "--config",
+                                str(alice.config)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        alice.wait_connected()
+        started = alice.watch.wait_for(5, event="worker.state", worker="signalling",
+                                       state="started")
+        assert started["pid"] == own.pid
+        assert alice.client.status()["workers"]["signalling"]["pid"] == own.pid
+    finally:
+        alice.stop()
+        if own is not None:
+            # Told to shut down by the supervisor, it exits on its own.
+            assert own.wait(5) == 0

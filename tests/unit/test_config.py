@@ -89,3 +89,16 @@ def test_supervisor_exits_2_with_one_line(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "account.password" in lines[0]
+
+
+@pytest.mark.parametrize("text, key", [
+    ('[acount]\njid = "a@localhost"\n', "[acount]"),
+    ('[account]\njid = "a@localhost"\npasword = "x"\n', "account.pasword"),
+    ('[account\n', "config file"),
+])
+def test_unknown_sections_keys_and_bad_toml(tmp_path, text, key):
+    path = tmp_path / "a.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert str(info.value).startswith(key) and "\n" not in str(info.value)
