@@ -88,14 +88,8 @@ class Signalling:
         self.xmpp.start()
 
     async def stop(self) -> None:
-        now = time.monotonic()
         for session in self.manager.live():
-            try:
-                session.terminate(Reason.GONE if session.state is not SessionState.INIT
-                                  else Reason.CANCEL, now, "agent shutting down")
-            except UsageError:
-                session.lost(Reason.GONE, "agent shutting down")
-        self._flush()
+            self._end(session, Reason.GONE, "agent shutting down")
         await asyncio.sleep(0.2)  # let the terminates reach the stream
         await self.xmpp.stop()
 

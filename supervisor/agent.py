@@ -157,7 +157,9 @@ class Supervisor:
             await asyncio.sleep(self.config.bus.heartbeat_interval)
             now = time.monotonic()
             for child in self.children.values():
-                await self._send(child.process, m.Heartbeat(m.Process.SUPERVISOR, os.getpid()))
+                if child.alive:
+                    await self._send(child.process,
+                                     m.Heartbeat(m.Process.SUPERVISOR, os.getpid()))
                 if child.alive and now - child.last_heard > timeout:
                     log.error("%s silent for %.1f s", child.process, now - child.last_heard)
                     if child.spawned_here:
@@ -246,6 +248,11 @@ class Supervisor:
                     source, m.WorkerState.RESTARTED, message.pid, child.restarts))
         elif isinstance(message, m.Goodbye) and child is not None:
             log.info("%s says goodbye", source)
+            if not child.spawned_here and child.alive:
+                # A process of its own (systemd unit, other host) left on purpose.
+                child.alive = child.announced = False
+                self._publish_worker(child, m.WorkerState.EXITED, 0)
+                await self._worker_lost(child, 0)
         elif isinstance(message, m.CommandSucceeded | m.CommandFailed):
             future = self._pending.pop(message.request_id, None)
             if future is not None and not future.done():

@@ -347,6 +347,12 @@ class Session:
         """
         if Local.MEDIA_FLOWING not in TRANSITIONS[self.state]:
             return False
+        if self.state in (St.SENTMODIFY, St.RECEIVEDMODIFY):
+            # Media started while a modification is open: report INPROGRESS
+            # once the negotiation ends (the table's RESUME).
+            if self._resume_state in (St.SENTACCEPT, St.RECEIVEDACCEPT):
+                self._resume_state = St.INPROGRESS
+            return True
         self._apply(Local.MEDIA_FLOWING, None)
         return True
 
@@ -483,10 +489,6 @@ class Session:
             new_state = target
         if new_state in (St.SENTMODIFY, St.RECEIVEDMODIFY):
             self._resume_state = self.state
-        elif self.state in (St.SENTMODIFY, St.RECEIVEDMODIFY) and key is Local.MEDIA_FLOWING:
-            self._resume_state = St.INPROGRESS
-        if key is Local.MEDIA_FLOWING and self.state in (St.SENTMODIFY, St.RECEIVEDMODIFY):
-            return
         if reason is not None and self.end_reason is None:
             self.end_reason = reason
         previous, self.state = self.state, new_state

@@ -301,3 +301,20 @@ def test_peer_unavailable_ends_sessions():
     session = call(pair)
     pair.romeo.peer_unavailable(JULIET)
     assert session.state is St.DEINIT and session.end_reason.condition is Reason.GONE
+
+
+def test_media_during_a_modification_resumes_to_inprogress():
+    romeo, session = _romeo_in()
+    session.modify(Action.TRANSPORT_REPLACE, voice_content(), 0.0)
+    assert session.state is St.SENTMODIFY
+    assert session.media_flowing(0.0) is True
+    assert session.state is St.SENTMODIFY
+    import xml.etree.ElementTree as ET
+
+    from signalling.jingle.stanzas import Jingle, build_jingle
+
+    accept = ET.Element("iq", {"type": "set", "id": "ta1", "from": JULIET, "to": ROMEO})
+    accept.append(build_jingle(Jingle(Action.TRANSPORT_ACCEPT, session.sid,
+                                      contents=voice_content())))
+    romeo.receive_iq(accept, 0.0)
+    assert session.state is St.INPROGRESS
