@@ -229,6 +229,17 @@ class ConnectionStateEvent(Message):
 
 
 @dataclass(frozen=True)
+class SessionInfoEvent(Message):
+    """``session.info`` (ours, beyond CONTROL.md): the peer's XEP-0167 §7 session-info,
+    e.g. ringing, mute of content ``name``, hold."""
+
+    ts: float
+    sid: str
+    info: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
 class TransportStateEvent(Message):
     """``transport.state`` of one session's transport, as its worker sees it."""
 

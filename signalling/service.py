@@ -26,7 +26,7 @@ from signalling.jingle import ice_udp, rtp
 from signalling.jingle import namespaces as ns
 from signalling.jingle.errors import StanzaError, UsageError
 from signalling.jingle.manager import SessionCreated, SessionEvent, SessionManager, bare
-from signalling.jingle.session import Session, StateChanged, Timeouts
+from signalling.jingle.session import InfoReceived, Session, StateChanged, Timeouts
 from signalling.jingle.stanzas import Content, Formats
 from signalling.jingle.states import Reason, Role, SessionState
 from signalling.xmpp.client import XmppClient
@@ -166,7 +166,10 @@ class Signalling:
             self._incoming(event)
             return
         inner = event.event
-        if isinstance(inner, StateChanged):
+        if isinstance(inner, InfoReceived) and isinstance(inner.info, rtp.RtpInfo):
+            self._bg.spawn(self._emit(m.SessionInfoEvent(
+                time.time(), inner.sid, inner.info.kind.value, inner.info.name)))
+        elif isinstance(inner, StateChanged):
             info = self.info.get(inner.sid)
             if info is None:
                 kind = (m.SessionKind.CALL if event.application == ns.RTP
@@ -196,6 +199,11 @@ class Signalling:
             if session is not None:
                 self._end(session, Reason.FAILED_APPLICATION, str(exc))
             return
+        session = self.manager.get(sid)
+        if session is not None and session.state is SessionState.RECEIVEDINITIATE:
+            # XEP-0167 §5: tell the caller the call is being presented to the user.
+            session.send_info(rtp.RtpInfo(rtp.RtpInfoKind.RINGING), time.monotonic())
+            self._flush()
         policy = self.config.policy.auto_accept_calls
         if policy == "all" or (policy == "roster" and self.xmpp.in_roster(bare(peer))):
             try:

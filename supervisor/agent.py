@@ -272,6 +272,9 @@ class Supervisor:
             self._publish("connection.state", {"state": message.state.value,
                                                "reason": message.reason,
                                                "encrypted": message.encrypted}, message.ts)
+        elif isinstance(message, m.SessionInfoEvent):
+            self._publish("session.info", {"sid": message.sid, "info": message.info,
+                                           "name": message.name}, message.ts)
         elif isinstance(message, m.TransportStateEvent):
             self._publish("transport.state", {
                 "sid": message.sid, "state": message.state.value, "method": message.method,

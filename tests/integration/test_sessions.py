@@ -92,6 +92,9 @@ def test_commands_on_wrong_sessions(pair):
         alice.client.accept(sid)  # the caller cannot accept its own call
     assert info.value.code == "not-allowed"
     bob.client.mute(sid, True)  # session-info mute is fine while ringing
+    assert alice.watch.wait_for(5, event="session.info", sid=sid, info="ringing")
+    muted = alice.watch.wait_for(5, event="session.info", sid=sid, info="mute")
+    assert muted["name"] == "voice"
     alice.client.hangup(sid)
     bob.state(sid, "DEINIT")
 
