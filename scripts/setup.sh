@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v prosody >/dev/null 2>&1 || need_apt+=(prosody)
+# libopus0 for opuslib, libportaudio2 for sounddevice (both load them with ctypes).
+for pkg in libopus0 libportaudio2; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to apt-get install ${need_apt[*]}" >&2
