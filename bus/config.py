@@ -30,6 +30,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "policy": frozenset({"auto_accept_calls", "auto_accept_files", "reveal_ip_before_accept",
                          "relay_only"}),
     "jingle": frozenset({"ring_timeout", "iq_timeout"}),
+    "ice": frozenset({"connect_timeout"}),
     "log": frozenset({"level"}),
 }
 
@@ -92,6 +93,13 @@ class JingleConfig:
 
 
 @dataclass(frozen=True)
+class IceConfig:
+    """ICE in the media worker. aioice's failing checks can run for a minute: bound them."""
+
+    connect_timeout: float
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     account: AccountConfig
     control: ControlConfig
@@ -100,6 +108,7 @@ class AgentConfig:
     transfer: TransferConfig
     policy: PolicyConfig
     jingle: JingleConfig
+    ice: IceConfig
     log_level: str
     source: str
 
@@ -317,7 +326,8 @@ def load_config(path: str | os.PathLike[str] | None,
         ring_timeout=r.number("jingle", "ring_timeout", 60.0, 1.0, 3600.0),
         iq_timeout=r.number("jingle", "iq_timeout", 30.0, 1.0, 600.0),
     )
+    ice = IceConfig(connect_timeout=r.number("ice", "connect_timeout", 20.0, 1.0, 300.0))
     log_level = r.text("log", "level", "info", choices=("debug", "info", "warning", "error"))
     return AgentConfig(account=account, control=control, bus=bus, audio=audio,
-                       transfer=transfer, policy=policy, jingle=jingle,
+                       transfer=transfer, policy=policy, jingle=jingle, ice=ice,
                        log_level=log_level, source=source)

@@ -274,6 +274,93 @@ class MediaPrepared(Message):
 
 
 @dataclass(frozen=True)
+class IceCandidateInfo:
+    """One ICE candidate as it crosses the bus (fields of XEP-0176 §5.2)."""
+
+    component: int
+    foundation: str
+    generation: int
+    id: str
+    ip: str
+    port: int
+    priority: int
+    protocol: str
+    type: str
+    rel_addr: str | None = None
+    rel_port: int | None = None
+
+
+@dataclass(frozen=True)
+class CodecChoice:
+    """The negotiated payload type a call sends and expects (XEP-0167 answer)."""
+
+    payload_type: int
+    name: str
+    clock_rate: int
+    channels: int
+    fec: bool
+
+
+@dataclass(frozen=True)
+class StartMedia(Message):
+    """The session is accepted: gather, connect and stream.
+
+    Sent only after accept, so no local address is gathered, let alone
+    signalled, before the user agreed to the call.
+    """
+
+    sid: str
+    remote_ufrag: str
+    remote_pwd: str
+    codec: CodecChoice
+    remote_candidates: tuple[IceCandidateInfo, ...] = ()
+
+
+@dataclass(frozen=True)
+class LocalCandidates(Message):
+    """Media worker -> signalling: candidates to send in a transport-info."""
+
+    sid: str
+    candidates: tuple[IceCandidateInfo, ...]
+
+
+@dataclass(frozen=True)
+class RemoteCandidates(Message):
+    """Signalling -> media worker: candidates the peer sent (trickled)."""
+
+    sid: str
+    candidates: tuple[IceCandidateInfo, ...]
+
+
+@dataclass(frozen=True)
+class MediaFlowing(Message):
+    """ICE is connected and the first RTP packet arrived (libjingle's INPROGRESS)."""
+
+    sid: str
+
+
+@dataclass(frozen=True)
+class SetMute(Message):
+    sid: str
+    muted: bool
+
+
+@dataclass(frozen=True)
+class MediaStatsEvent(Message):
+    """``media.stats``, about once a second per call."""
+
+    ts: float
+    sid: str
+    sent_packets: int
+    received_packets: int
+    lost_packets: int
+    jitter_ms: float
+    rtt_ms: float | None = None
+    codec: str | None = None
+    concealed_frames: int = 0
+
+
+@dataclass(frozen=True)
 class PrepareTransfer(Message):
     """Signalling asks the transfer worker to hold a file session."""
 

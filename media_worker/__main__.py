@@ -5,4 +5,4 @@ from bus.service import main
 from media_worker.worker import MediaWorker
 
 if __name__ == "__main__":
-    main(Process.MEDIA, lambda _config: MediaWorker())
+    main(Process.MEDIA, MediaWorker)

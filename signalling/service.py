@@ -26,7 +26,14 @@ from signalling.jingle import ice_udp, rtp
 from signalling.jingle import namespaces as ns
 from signalling.jingle.errors import StanzaError, UsageError
 from signalling.jingle.manager import SessionCreated, SessionEvent, SessionManager, bare
-from signalling.jingle.session import InfoReceived, Session, StateChanged, Timeouts
+from signalling.jingle.session import (
+    InfoReceived,
+    PeerAccepted,
+    Session,
+    StateChanged,
+    Timeouts,
+    TransportInfoReceived,
+)
 from signalling.jingle.stanzas import Content, Formats
 from signalling.jingle.states import Reason, Role, SessionState
 from signalling.xmpp.client import XmppClient
@@ -61,6 +68,7 @@ class SessionInfo:
     kind: m.SessionKind
     direction: m.Direction
     ice: tuple[str, str] | None = None
+    closed: bool = False  # the worker was told to close this session
 
 
 class Signalling:
@@ -78,6 +86,7 @@ class Signalling:
         self._timer: asyncio.TimerHandle | None = None
         self._bg = TaskSet()
         self._waiting: dict[tuple[type[m.Message], str], asyncio.Future[m.Message]] = {}
+        self._preparing: dict[str, asyncio.Task[m.Message]] = {}
 
     # --- process lifecycle (bus.service.Service) -------------------------------------
 
@@ -105,7 +114,18 @@ class Signalling:
         elif isinstance(message, m.WorkerFailed):
             session = self.manager.get(message.sid)
             if session is not None:
-                self._end(session, Reason.FAILED_APPLICATION, message.reason)
+                try:
+                    reason = Reason(message.reason)
+                except ValueError:
+                    reason = Reason.FAILED_APPLICATION
+                self._end(session, reason, f"{source} worker: {message.reason}")
+        elif isinstance(message, m.LocalCandidates):
+            self._send_candidates(message)
+        elif isinstance(message, m.MediaFlowing):
+            session = self.manager.get(message.sid)
+            if session is not None:
+                session.media_flowing(time.monotonic())
+                self._flush()
         else:
             log.debug("signalling ignores %s from %s", type(message).__name__, source)
 
@@ -166,7 +186,11 @@ class Signalling:
             self._incoming(event)
             return
         inner = event.event
-        if isinstance(inner, InfoReceived) and isinstance(inner.info, rtp.RtpInfo):
+        if isinstance(inner, PeerAccepted):
+            self._start_media(inner.sid, inner.contents)
+        elif isinstance(inner, TransportInfoReceived):
+            self._forward_candidates(inner.sid, inner.contents)
+        elif isinstance(inner, InfoReceived) and isinstance(inner.info, rtp.RtpInfo):
             self._bg.spawn(self._emit(m.SessionInfoEvent(
                 time.time(), inner.sid, inner.info.kind.value, inner.info.name)))
         elif isinstance(inner, StateChanged):
@@ -181,10 +205,14 @@ class Signalling:
             self._bg.spawn(self._emit(m.SessionStateEvent(
                 time.time(), inner.sid, info.peer, info.kind, info.direction,
                 inner.state.value, reason)))
-            if inner.state is SessionState.DEINIT:
-                self.info.pop(inner.sid, None)
+            if inner.state in ENDING_STATES and not info.closed:
+                # Hang-up stops media at once, before the terminate is acknowledged.
+                info.closed = True
                 self._bg.spawn(self._send_worker(
                     KIND_WORKER[info.kind], m.CloseSession(inner.sid, reason or "ended")))
+            if inner.state is SessionState.DEINIT:
+                self.info.pop(inner.sid, None)
+                self._preparing.pop(inner.sid, None)
 
     def _incoming(self, created: SessionCreated) -> None:
         if created.application != ns.RTP:
@@ -314,6 +342,9 @@ class Signalling:
             raise CommandError("failed-application", "no codec in common with the caller")
         session.accept(tuple(answers), time.monotonic())
         self._flush()
+        offer = next(c for c in session.remote_contents if c.name == answers[0].name)
+        self._start_media(sid, (Content(offer.creator, offer.name, answers[0].description,
+                                        offer.transport),))
 
     def _mute(self, session: Session, muted: bool) -> None:
         info = self.info.get(session.sid)
@@ -327,6 +358,7 @@ class Signalling:
         except UsageError as exc:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
         self._flush()
+        self._bg.spawn(self._send_worker(m.Process.MEDIA, m.SetMute(session.sid, muted)))
 
     def _terminate(self, session: Session, reason: Reason, text: str | None = None) -> None:
         try:
@@ -342,6 +374,56 @@ class Signalling:
         except UsageError:
             session.lost(reason, text)
         self._flush()
+
+    # --- media -----------------------------------------------------------------------
+
+    def _start_media(self, sid: str, contents: tuple[Content, ...]) -> None:
+        """After accept: the agreed codec and the peer's ICE credentials to the worker."""
+        info = self.info.get(sid)
+        call = next((c for c in contents if isinstance(c.description, rtp.RtpDescription)
+                     and isinstance(c.transport, ice_udp.IceUdpTransport)), None)
+        session = self.manager.get(sid)
+        if info is None or session is None:
+            return
+        if call is None:
+            self._end(session, Reason.FAILED_APPLICATION, "no RTP content over ICE-UDP")
+            return
+        assert isinstance(call.description, rtp.RtpDescription)
+        assert isinstance(call.transport, ice_udp.IceUdpTransport)
+        codec = rtp.chosen_codec(call.description, SUPPORTED_CODECS)
+        if codec is None or not call.transport.ufrag or not call.transport.pwd:
+            self._end(session, Reason.FAILED_APPLICATION, "no usable codec or ICE credentials")
+            return
+        choice = m.CodecChoice(codec.id, codec.name, codec.clockrate or 8000, codec.channels,
+                               ("useinbandfec", "1") in codec.parameters)
+        self._bg.spawn(self._send_worker(m.Process.MEDIA, m.StartMedia(
+            sid, call.transport.ufrag, call.transport.pwd, choice,
+            tuple(_candidate_to_bus(c) for c in call.transport.candidates))))
+
+    def _send_candidates(self, message: m.LocalCandidates) -> None:
+        """XEP-0176 §6: our candidates go to the peer in a transport-info."""
+        session = self.manager.get(message.sid)
+        info = self.info.get(message.sid)
+        if session is None or info is None or info.ice is None or not message.candidates:
+            return
+        content = session.local_contents[0]
+        transport = ice_udp.IceUdpTransport(
+            info.ice[0], info.ice[1], tuple(_candidate_from_bus(c) for c in message.candidates))
+        try:
+            session.send_transport_info(
+                (Content(content.creator, content.name, None, transport),), time.monotonic())
+        except UsageError:
+            return
+        self._flush()
+
+    def _forward_candidates(self, sid: str, contents: tuple[Content, ...]) -> None:
+        candidates = tuple(
+            _candidate_to_bus(c) for content in contents
+            if isinstance(content.transport, ice_udp.IceUdpTransport)
+            for c in content.transport.candidates)
+        if candidates:
+            self._bg.spawn(self._send_worker(m.Process.MEDIA,
+                                             m.RemoteCandidates(sid, candidates)))
 
     # --- workers --------------------------------------------------------------------
 
@@ -360,8 +442,18 @@ class Signalling:
             self._waiting.pop(key, None)
 
     async def _prepare_media(self, sid: str, *, controlling: bool) -> tuple[str, str]:
-        answer = await self._ask(m.Process.MEDIA, m.PrepareMedia(sid, controlling),
-                                 m.MediaPrepared, sid)
+        """Ask the media worker once per session, however many callers wait for it
+        (an incoming call is prepared on arrival, and accept may come before that ends)."""
+        task = self._preparing.get(sid)
+        if task is None:
+            task = self._bg.spawn(self._ask(m.Process.MEDIA, m.PrepareMedia(sid, controlling),
+                                            m.MediaPrepared, sid))
+            self._preparing[sid] = task
+        try:
+            answer = await asyncio.shield(task)
+        except CommandError:
+            self._preparing.pop(sid, None)
+            raise
         assert isinstance(answer, m.MediaPrepared)
         info = self.info.get(sid)
         if info is not None:
@@ -385,3 +477,18 @@ class Signalling:
 
     async def _emit(self, event: m.Message) -> None:
         await self._send_worker(m.Process.SUPERVISOR, event)
+
+
+ENDING_STATES = frozenset({SessionState.SENTREJECT, SessionState.RECEIVEDREJECT,
+                           SessionState.SENTTERMINATE, SessionState.RECEIVEDTERMINATE,
+                           SessionState.DEINIT})
+
+
+def _candidate_to_bus(c: ice_udp.IceCandidate) -> m.IceCandidateInfo:
+    return m.IceCandidateInfo(c.component, c.foundation, c.generation, c.id, c.ip, c.port,
+                              c.priority, c.protocol, c.type, c.rel_addr, c.rel_port)
+
+
+def _candidate_from_bus(c: m.IceCandidateInfo) -> ice_udp.IceCandidate:
+    return ice_udp.IceCandidate(c.component, c.foundation, c.generation, c.id, c.ip, c.port,
+                                c.priority, c.protocol, c.type, 0, c.rel_addr, c.rel_port)

@@ -275,6 +275,13 @@ class Supervisor:
         elif isinstance(message, m.SessionInfoEvent):
             self._publish("session.info", {"sid": message.sid, "info": message.info,
                                            "name": message.name}, message.ts)
+        elif isinstance(message, m.MediaStatsEvent):
+            self._publish("media.stats", {
+                "sid": message.sid, "sent_packets": message.sent_packets,
+                "received_packets": message.received_packets,
+                "lost_packets": message.lost_packets, "jitter_ms": message.jitter_ms,
+                "rtt_ms": message.rtt_ms, "codec": message.codec,
+                "concealed_frames": message.concealed_frames}, message.ts)
         elif isinstance(message, m.TransportStateEvent):
             self._publish("transport.state", {
                 "sid": message.sid, "state": message.state.value, "method": message.method,

@@ -136,6 +136,14 @@ def answer(offer: RtpDescription, supported: tuple[PayloadType, ...]) -> RtpDesc
     return RtpDescription(offer.media, common, offer.rtcp_mux)
 
 
+def chosen_codec(answer_desc: RtpDescription,
+                 supported: tuple[PayloadType, ...]) -> PayloadType | None:
+    """The payload type a call sends: the first of the answer that we support
+    (XEP-0167 §5: the answer lists what both accept, most preferred first)."""
+    return next((pt for pt in answer_desc.payload_types
+                 if any(pt.matches(ours) for ours in supported)), None)
+
+
 class RtpInfoKind(enum.StrEnum):
     """XEP-0167 §7 session-info payloads."""
 

@@ -154,6 +154,8 @@ def start_agent(prosody: LocalProsody, folder: Path):
     yield start
     for agent in started:
         agent.stop()
+        if os.environ.get("PJ_KEEP_LOGS"):
+            shutil.copy(agent.folder / f"{agent.user}.log", f"/tmp/last-{agent.user}.log")
 
 
 @pytest.fixture

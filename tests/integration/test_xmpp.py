@@ -159,3 +159,57 @@ def test_reconnects_after_the_server_drops_the_stream(own_server, folder):
         assert agent.client.status()["connected"] is True
     finally:
         agent.stop()
+
+
+def test_unreachable_transport_fails_and_never_pretends(prosody, start_agent):
+    """A raw Jingle responder accepts with a candidate nobody answers on: the call
+    ends with failed-transport and never reports INPROGRESS. What the responder
+    received before accepting carried no address of the caller."""
+    alice = start_agent("alice", extra="[ice]\nconnect_timeout = 3\n")
+    seen: list = []
+
+    async def scenario(client):
+        client.send_presence()
+        accepted = asyncio.Event()
+
+        def on_jingle(iq):
+            jingle = iq.xml.find(f"{{{ns.JINGLE}}}jingle")
+            seen.append(slixmpp.xmlstream.tostring(iq.xml))
+            iq.reply().send()
+            if jingle.get("action") != "session-initiate":
+                return
+            content = jingle.find(f"{{{ns.JINGLE}}}content")
+            accept = client.make_iq_set(ito=iq["from"])
+            accept.xml.append(slixmpp.xmlstream.ET.fromstring(
+                f"<jingle xmlns='{ns.JINGLE}' action='session-accept' sid='{jingle.get('sid')}'"
+                f" initiator='{jingle.get('initiator')}' responder='{client.boundjid}'>"
+                f"<content creator='initiator' name='{content.get('name')}'>"
+                f"<description xmlns='{ns.RTP}' media='audio'>"
+                "<payload-type id='111' name='opus' clockrate='48000' channels='2'/>"
+                f"</description><transport xmlns='{ns.ICE_UDP}' ufrag='dave'"
+                " pwd='davedavedavedavedave12'><candidate component='1' foundation='1'"
+                " generation='0' id='c1' ip='127.0.0.1' network='0' port='9'"
+                " priority='2130706431' protocol='udp' type='host'/></transport>"
+                "</content></jingle>"))
+            accept.send()
+            accepted.set()
+
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
+
+        client.register_handler(Callback("j", MatchXPath(
+            f"{{jabber:client}}iq/{{{ns.JINGLE}}}jingle"), on_jingle))
+        await asyncio.sleep(0.5)  # presence reaches alice
+        sid = await asyncio.get_running_loop().run_in_executor(
+            None, alice.client.call, f"dave@{prosody.domain}/raw")
+        await asyncio.wait_for(accepted.wait(), 10)
+        end = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: alice.state(sid, "DEINIT", timeout=20))
+        return sid, end
+
+    sid, end = _raw(prosody, "dave", scenario)
+    assert end["reason"] == "failed-transport"
+    assert alice.watch.wait_for(2, event="transport.state", sid=sid, state="failed")
+    assert not [e for e in alice.watch.seen if e.get("state") == "INPROGRESS"]
+    initiate = next(x for x in seen if "session-initiate" in x)
+    assert "<candidate" not in initiate and "ufrag=" in initiate

@@ -16,6 +16,11 @@ def _sample(hint):
         return _sample(typing.get_args(hint)[0])
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return list(hint)[-1]
+    if origin is tuple:
+        return (_sample(typing.get_args(hint)[0]),) * 2
+    if dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        return hint(**{f.name: _sample(hints[f.name]) for f in dataclasses.fields(hint)})
     return {str: "x", int: 7, float: 1.5, bool: True}[hint]
 
 

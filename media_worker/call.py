@@ -1,0 +1,236 @@
+"""One call's media in the media worker: ICE, RTP/RTCP, jitter buffer, codec, audio.
+
+A 20 ms clock drives the call (absolute deadlines, so it does not drift): each
+tick reads a frame from the source, encodes and sends it, and plays one frame
+out of the jitter buffer into the sink. A receive task feeds RTP into the
+jitter buffer and RTCP into the RTT estimate. Once a second an RTCP SR goes
+out and ``media.stats`` is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+from bus import messages as m
+from media_worker.audio import Sink, Source, open_sink, open_source
+from media_worker.codecs import SILENCE, Codec, make_codec
+from media_worker.ice import IceTransport
+from media_worker.jitter import Concealed, JitterBuffer, Played
+from media_worker.reception import ReceptionStats
+from media_worker.rtp import (
+    PacketError,
+    ReceiverReport,
+    ReportBlock,
+    RtpPacket,
+    SenderReport,
+    decode_rtcp,
+    encode_rtcp,
+    is_rtcp,
+    ntp_middle,
+    ntp_timestamp,
+)
+
+log = logging.getLogger(__name__)
+
+FRAME_SECONDS = 0.020
+END_OF_CANDIDATES_AFTER = 2.0  # XEP-0176 has no end-of-candidates: debounce instead
+REPORT_INTERVAL = 1.0
+
+Send = Callable[[m.Process, m.Message], Awaitable[None]]
+
+
+class MediaCall:
+    def __init__(self, sid: str, controlling: bool, audio_in: str, audio_out: str,
+                 send: Send, connect_timeout: float = 20.0) -> None:
+        self.sid = sid
+        self.connect_timeout = connect_timeout
+        self.ice = IceTransport(controlling)
+        self._audio_in = audio_in
+        self._audio_out = audio_out
+        self._send = send
+        self.muted = False
+        self.codec: Codec | None = None
+        self.source: Source | None = None
+        self.sink: Sink | None = None
+        self.ssrc = secrets.randbits(32)
+        self.sequence = secrets.randbits(16)
+        self.timestamp = secrets.randbits(32)
+        self.sent_packets = 0
+        self.sent_octets = 0
+        self.remote_ssrc: int | None = None
+        self.reception: ReceptionStats | None = None
+        self.jitter = JitterBuffer()
+        self.rtt_ms: float | None = None
+        self._last_sr: tuple[int, float] | None = None  # (LSR, arrival) of the peer's SR
+        self._flowing = False
+        self._closed = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._eoc: asyncio.TimerHandle | None = None
+
+    # --- control ---------------------------------------------------------------
+
+    async def start(self, start: m.StartMedia) -> None:
+        choice = start.codec
+        self.codec = make_codec(choice.name, choice.payload_type, choice.fec)
+        self.reception = ReceptionStats(self.codec.clock_rate)
+        self.ice.set_remote_credentials(start.remote_ufrag, start.remote_pwd)
+        await self._transport_state(m.TransportState.CHECKING)
+        candidates = await self.ice.gather()
+        if self._closed:
+            return
+        await self._send(m.Process.SIGNALLING, m.LocalCandidates(self.sid, tuple(candidates)))
+        await self.add_remote(start.remote_candidates)
+        self._tasks.append(asyncio.create_task(self._connect()))
+
+    async def add_remote(self, candidates: tuple[m.IceCandidateInfo, ...]) -> None:
+        if await self.ice.add_remote(candidates) and not self._closed:
+            loop = asyncio.get_running_loop()
+            if self._eoc is not None:
+                self._eoc.cancel()
+            self._eoc = loop.call_later(
+                END_OF_CANDIDATES_AFTER,
+                lambda: self._tasks.append(asyncio.create_task(self.ice.end_of_candidates())))
+
+    async def close(self, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._eoc is not None:
+            self._eoc.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.ice.close()
+        for end in (self.source, self.sink):
+            if end is not None:
+                end.close()
+        await self._transport_state(m.TransportState.CLOSED)
+        log.info("call %s media closed (%s)", self.sid, reason)
+
+    # --- transport --------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        try:
+            local, remote = await self.ice.connect(self.connect_timeout)
+        except (TimeoutError, ConnectionError) as exc:
+            log.warning("call %s: ICE failed: %s", self.sid, exc or "timeout")
+            await self._transport_state(m.TransportState.FAILED)
+            await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "failed-transport"))
+            return
+        await self._transport_state(m.TransportState.CONNECTED, local, remote)
+        self.source = open_source(self._audio_in)
+        self.sink = open_sink(self._audio_out, self.sid)
+        self._tasks.append(asyncio.create_task(self._clock()))
+        self._tasks.append(asyncio.create_task(self._receive()))
+        self._tasks.append(asyncio.create_task(self._report()))
+
+    async def _transport_state(self, state: m.TransportState, local: str | None = None,
+                               remote: str | None = None) -> None:
+        await self._send(m.Process.SUPERVISOR, m.TransportStateEvent(
+            time.time(), self.sid, state, "ice-udp", local, remote))
+
+    # --- media ----------------------------------------------------------------------
+
+    async def _clock(self) -> None:
+        assert self.codec is not None and self.source is not None and self.sink is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        while True:
+            frame = self.source.read()
+            payload = self.codec.encode(SILENCE if self.muted else frame)
+            packet = RtpPacket(self.codec.payload_type, self.sequence, self.timestamp,
+                               self.ssrc, payload, marker=self.sent_packets == 0)
+            self.sequence = (self.sequence + 1) & 0xFFFF
+            self.timestamp = (self.timestamp + self.codec.timestamp_step) & 0xFFFFFFFF
+            try:
+                await self.ice.send(packet.encode())
+                self.sent_packets += 1
+                self.sent_octets += len(payload)
+            except ConnectionError:
+                pass
+            self.sink.write(self._playout(loop.time()))
+            deadline += FRAME_SECONDS
+            delay = deadline - loop.time()
+            if delay < -0.2:  # the loop stalled: skip ahead instead of bursting
+                deadline = loop.time()
+                delay = 0
+            await asyncio.sleep(max(0.0, delay))
+
+    def _playout(self, now: float) -> bytes:
+        assert self.codec is not None
+        item = self.jitter.pop(now)
+        if isinstance(item, Played):
+            try:
+                return self.codec.decode(item.payload)
+            except Exception:
+                return self.codec.conceal(None)
+        if isinstance(item, Concealed):
+            return self.codec.conceal(item.next_payload)
+        return SILENCE
+
+    async def _receive(self) -> None:
+        assert self.codec is not None and self.reception is not None
+        while True:
+            try:
+                data = await self.ice.recv()
+            except ConnectionError:
+                return
+            now = time.monotonic()
+            try:
+                if is_rtcp(data):
+                    self._on_rtcp(data, now)
+                    continue
+                packet = RtpPacket.decode(data)
+            except PacketError:
+                continue
+            if packet.payload_type != self.codec.payload_type:
+                continue
+            self.remote_ssrc = packet.ssrc
+            extended = self.reception.update(packet.sequence, packet.timestamp, now)
+            if extended is not None:
+                self.jitter.push(extended, packet.payload, now)
+            if not self._flowing:
+                self._flowing = True
+                await self._send(m.Process.SIGNALLING, m.MediaFlowing(self.sid))
+
+    def _on_rtcp(self, data: bytes, now: float) -> None:
+        for packet in decode_rtcp(data):
+            if isinstance(packet, SenderReport):
+                self._last_sr = (ntp_middle(packet.ntp_timestamp), now)
+            reports = packet.reports if isinstance(packet, SenderReport | ReceiverReport) else ()
+            for block in reports:
+                if block.ssrc == self.ssrc and block.last_sr:
+                    # RFC 3550 §6.4.1: RTT = A - LSR - DLSR, in 1/65536 s.
+                    arrival = ntp_middle(ntp_timestamp(time.time()))
+                    rtt = (arrival - block.last_sr - block.delay_since_last_sr) & 0xFFFFFFFF
+                    if rtt < 65536 * 10:
+                        self.rtt_ms = rtt * 1000 / 65536
+
+    async def _report(self) -> None:
+        assert self.codec is not None and self.reception is not None
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL)
+            blocks: tuple[ReportBlock, ...] = ()
+            if self.remote_ssrc is not None:
+                lsr, dlsr = 0, 0
+                if self._last_sr is not None:
+                    lsr = self._last_sr[0]
+                    dlsr = int((time.monotonic() - self._last_sr[1]) * 65536)
+                blocks = (ReportBlock(
+                    self.remote_ssrc, self.reception.interval_fraction_lost(),
+                    max(-(1 << 23), min((1 << 23) - 1, self.reception.lost)),
+                    self.reception.extended_max, int(self.reception.jitter), lsr, dlsr),)
+            sr = SenderReport(self.ssrc, ntp_timestamp(time.time()), self.timestamp,
+                              self.sent_packets, self.sent_octets, blocks)
+            with contextlib.suppress(ConnectionError):
+                await self.ice.send(encode_rtcp(sr))
+            await self._send(m.Process.SUPERVISOR, m.MediaStatsEvent(
+                time.time(), self.sid, self.sent_packets, self.reception.received,
+                max(0, self.reception.lost), round(self.reception.jitter_ms(), 2),
+                None if self.rtt_ms is None else round(self.rtt_ms, 2),
+                self.codec.name, self.jitter.stats.concealed))

@@ -1,0 +1,107 @@
+"""The aioice edge: one ICE-UDP connection per call, candidates as bus values.
+
+Facts from shared/MACHINE-NOTES.md that shape it: aioice only ends its checks
+once told there are no more remote candidates (``add_remote_candidate(None)``),
+and failing checks can run for a minute, so the worker debounces an
+end-of-candidates and bounds ``connect()`` in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+import aioice
+
+from bus.messages import IceCandidateInfo
+
+log = logging.getLogger(__name__)
+
+COMPONENT_RTP = 1  # rtcp-mux: RTP and RTCP share component 1 (XEP-0167 §6.5)
+
+
+def to_info(candidate: aioice.Candidate) -> IceCandidateInfo:
+    return IceCandidateInfo(
+        component=candidate.component, foundation=candidate.foundation,
+        generation=candidate.generation or 0, id=secrets.token_hex(5), ip=candidate.host,
+        port=candidate.port, priority=candidate.priority,
+        protocol=candidate.transport.lower(), type=candidate.type,
+        rel_addr=candidate.related_address, rel_port=candidate.related_port)
+
+
+def from_info(info: IceCandidateInfo) -> aioice.Candidate:
+    return aioice.Candidate(
+        foundation=info.foundation, component=info.component, transport=info.protocol,
+        priority=info.priority, host=info.ip, port=info.port, type=info.type,
+        related_address=info.rel_addr, related_port=info.rel_port,
+        generation=info.generation)
+
+
+class IceTransport:
+    """ICE for one call. Credentials exist at once; sockets only after ``gather()``."""
+
+    def __init__(self, controlling: bool) -> None:
+        self.connection = aioice.Connection(ice_controlling=controlling, components=1)
+        self._ended = False
+        self._gathered = False
+        self._early: list[IceCandidateInfo] = []
+
+    @property
+    def ufrag(self) -> str:
+        return str(self.connection.local_username)
+
+    @property
+    def pwd(self) -> str:
+        return str(self.connection.local_password)
+
+    async def gather(self) -> list[IceCandidateInfo]:
+        await self.connection.gather_candidates()
+        self._gathered = True
+        early, self._early = self._early, []
+        for info in early:
+            await self._add(info)
+        return [to_info(c) for c in self.connection.local_candidates]
+
+    def set_remote_credentials(self, ufrag: str, pwd: str) -> None:
+        self.connection.remote_username = ufrag
+        self.connection.remote_password = pwd
+
+    async def add_remote(self, candidates: tuple[IceCandidateInfo, ...]) -> int:
+        """Add UDP candidates of component 1; returns how many were usable."""
+        usable = [c for c in candidates
+                  if c.protocol.lower() == "udp" and c.component == COMPONENT_RTP]
+        for info in usable:
+            if not self._gathered:
+                self._early.append(info)
+            elif not self._ended:
+                await self._add(info)
+        return len(usable)
+
+    async def _add(self, info: IceCandidateInfo) -> None:
+        try:
+            await self.connection.add_remote_candidate(from_info(info))
+        except ValueError as exc:
+            log.info("remote candidate %s:%s refused: %s", info.ip, info.port, exc)
+
+    async def end_of_candidates(self) -> None:
+        if not self._ended and self._gathered:
+            self._ended = True
+            await self.connection.add_remote_candidate(None)
+
+    async def connect(self, timeout: float) -> tuple[str | None, str | None]:
+        """Connectivity checks; the (local, remote) candidate types of the chosen pair."""
+        await asyncio.wait_for(self.connection.connect(), timeout)
+        pair = getattr(self.connection, "_nominated", {}).get(COMPONENT_RTP)
+        if pair is None:
+            return None, None
+        return pair.local_candidate.type, pair.remote_candidate.type
+
+    async def send(self, data: bytes) -> None:
+        await self.connection.send(data)
+
+    async def recv(self) -> bytes:
+        return bytes(await self.connection.recv())
+
+    async def close(self) -> None:
+        await self.connection.close()

@@ -1,0 +1,110 @@
+"""Two-way voice end to end: tones in, WAVs out, media.stats both ways, sockets released."""
+
+import os
+import time
+import wave
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.prosody
+
+
+def dominant_hz(path):
+    with wave.open(str(path)) as w:
+        rate = w.getframerate()
+        samples = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(float)
+    return rate, len(samples) / rate, samples
+
+
+def peak_frequency(samples, rate):
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.argmax(spectrum) * rate / len(samples))
+
+
+def udp_sockets(pid):
+    """Inodes of the UDP sockets a process holds (from /proc)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    udp = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(table) as fh:
+            for line in fh.readlines()[1:]:
+                fields = line.split()
+                if fields[9] in inodes:
+                    udp.add(fields[9])
+    return udp
+
+
+def latest(agent, **match):
+    """The newest event matching ``match`` (draining what has arrived)."""
+    while agent.watch.poll(0.05) is not None:
+        pass
+    found = [e for e in agent.watch.seen if all(e.get(k) == v for k, v in match.items())]
+    assert found, f"no {match} event"
+    return found[-1]
+
+
+@pytest.fixture
+def voice_pair(start_agent, folder):
+    from tests.integration.conftest import make_ready
+
+    alice = start_agent("alice", extra=f'[audio]\ninput = "tone:440"\n'
+                                        f'output = "file:{folder}/alice-heard.wav"\n')
+    bob = start_agent("bob", extra=f'[audio]\ninput = "tone:660"\n'
+                                    f'output = "file:{folder}/bob-heard.wav"\n')
+    make_ready(alice, bob)
+    return alice, bob
+
+
+def test_five_second_call_carries_each_tone_to_the_other_side(voice_pair, folder):
+    alice, bob = voice_pair
+    media_pids = {a.user: a.client.status()["workers"]["media"]["pid"] for a in voice_pair}
+    before = {a.user: udp_sockets(media_pids[a.user]) for a in voice_pair}
+
+    sid = alice.client.call(bob.bare)
+    bob.state(sid, "RECEIVEDINITIATE")
+    bob.client.accept(sid)
+    alice.state(sid, "INPROGRESS", timeout=15)
+    bob.state(sid, "INPROGRESS", timeout=15)
+    for agent in voice_pair:
+        connected = agent.watch.wait_for(5, event="transport.state", sid=sid, state="connected")
+        assert connected["method"] == "ice-udp" and connected["local"] and connected["remote"]
+    during = {a.user: udp_sockets(media_pids[a.user]) for a in voice_pair}
+    assert all(during[u] - before[u] for u in during), "the call holds UDP sockets"
+    time.sleep(5.0)
+    stats = {a.user: latest(a, event="media.stats", sid=sid) for a in voice_pair}
+    alice.client.hangup(sid)
+    alice.state(sid, "DEINIT")
+    bob.state(sid, "DEINIT")
+    for user, s in stats.items():
+        assert s["sent_packets"] > 100 and s["received_packets"] > 100, (user, s)
+        assert s["codec"] == "opus"
+
+    time.sleep(0.5)  # the worker closes the call and finishes the WAV
+    for listener, expected in (("alice", 660), ("bob", 440)):
+        rate, seconds, samples = dominant_hz(folder / f"{listener}-heard.wav")
+        assert 4.5 < seconds < 7.5, (listener, seconds)
+        voiced = samples[int(rate * 1.0):int(rate * 4.0)]  # the middle of the call
+        assert abs(peak_frequency(voiced, rate) - expected) <= 5, listener
+        assert np.sqrt(np.mean(voiced ** 2)) > 1000, f"{listener} heard near silence"
+    after = {a.user: udp_sockets(media_pids[a.user]) for a in voice_pair}
+    assert after == before, "every socket of the call was released"
+
+
+def test_rejected_call_opens_no_socket(voice_pair):
+    alice, bob = voice_pair
+    pids = {a.user: a.client.status()["workers"]["media"]["pid"] for a in voice_pair}
+    before = {u: udp_sockets(p) for u, p in pids.items()}
+    sid = alice.client.call(bob.bare)
+    bob.state(sid, "RECEIVEDINITIATE")
+    assert {u: udp_sockets(p) for u, p in pids.items()} == before  # nothing before accept
+    bob.client.reject(sid)
+    alice.state(sid, "DEINIT")
+    assert {u: udp_sockets(p) for u, p in pids.items()} == before
