@@ -39,7 +39,7 @@ storage = "internal"
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 c2s_ports = {{ {c2s} }}
-c2s_interfaces = {{ "127.0.0.1" }}
+c2s_interfaces = {{ {interfaces} }}
 c2s_direct_tls_ports = {{ }}
 s2s_ports = {{ }}
 http_ports = {{ }}
@@ -73,6 +73,8 @@ class LocalProsody:
     c2s_port: int = 0
     proxy65_port: int = 0
     tls: bool = False  # offer STARTTLS with a self-signed certificate
+    interfaces: tuple[str, ...] = ("127.0.0.1",)
+    prefix: tuple[str, ...] = ()  # e.g. ("ip", "netns", "exec", "ns1") to run it elsewhere
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -95,6 +97,7 @@ class LocalProsody:
         self.config_file.write_text(CONFIG.format(
             data=self.data, level="info", c2s=self.c2s_port, proxy65=self.proxy65_port,
             domain=self.domain, tls_module="" if self.tls else '"tls";',
+            interfaces="; ".join(f'"{i}"' for i in self.interfaces),
             tls_on='"tls";' if self.tls else ""))
         members = "\n".join(f"{user}@{self.domain}" for user in users)
         (self.data / "groups.txt").write_text(f"[pyjingle]\n{members}\n")
@@ -103,18 +106,25 @@ class LocalProsody:
                             user, self.domain, password], check=True, capture_output=True)
 
     def start(self, timeout: float = 10.0) -> None:
-        self.proc = subprocess.Popen(["prosody", "--config", str(self.config_file), "-F"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = self.data / "prosody.log"
+        log.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            [*self.prefix, "prosody", "--config", str(self.config_file), "-F"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                log = (self.data / "prosody.log")
                 tail = log.read_text()[-2000:] if log.exists() else ""
                 raise RuntimeError(f"prosody exited with {self.proc.returncode}: {tail}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.c2s_port), 0.2
-            ):
-                return
+            if self.prefix:
+                # Another network namespace: its log says when c2s listens.
+                if log.exists() and "Activated service 'c2s' on [" in log.read_text():
+                    return
+            else:
+                with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", self.c2s_port), 0.2
+                ):
+                    return
             time.sleep(0.05)
         self.stop()
         raise RuntimeError("prosody did not listen in time")

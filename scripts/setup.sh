@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
+# iproute2 (ip netns, tc) and nftables for the network tests.
+for pkg in iproute2 nftables; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 command -v prosody >/dev/null 2>&1 || need_apt+=(prosody)
 # libopus0 for opuslib, libportaudio2 for sounddevice (both load them with ctypes).
 for pkg in libopus0 libportaudio2; do

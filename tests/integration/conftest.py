@@ -37,7 +37,9 @@ class Agent:
     """One agent (supervisor + workers) as a user's tool would see it."""
 
     def __init__(self, server: LocalProsody, user: str, folder: Path,
-                 extra: str = "", env: dict[str, str] | None = None) -> None:
+                 extra: str = "", env: dict[str, str] | None = None,
+                 prefix: tuple[str, ...] = (), address: str = "127.0.0.1",
+                 tls: str = "off") -> None:
         self.user = user
         self.bare = f"{user}@{server.domain}"
         self.folder = folder
@@ -46,7 +48,7 @@ class Agent:
         self.config = folder / f"{user}.toml"
         self.config.write_text(
             f'[account]\njid = "{self.bare}"\npassword = "{USERS[user]}"\n'
-            f'server = "127.0.0.1"\nport = {server.c2s_port}\ntls = "off"\n'
+            f'server = "{address}"\nport = {server.c2s_port}\ntls = "{tls}"\n'
             f'resource = "agent"\n'
             f'[control]\ncommands = "{self.commands}"\nevents = "{self.events}"\n'
             f'[bus]\nendpoint = "ipc://{folder}/{user}-bus"\n'
@@ -56,7 +58,7 @@ class Agent:
         self.log = open(folder / f"{user}.log", "wb")  # noqa: SIM115
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYJINGLE_")} | (env or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "supervisor", "--config", str(self.config)],
+            [*prefix, sys.executable, "-m", "supervisor", "--config", str(self.config)],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.client = ControlClient(self.commands, self.events)
         self.watch = EventWatcher(self.events)
