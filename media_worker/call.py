@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 FRAME_SECONDS = 0.020
 END_OF_CANDIDATES_AFTER = 2.0  # XEP-0176 has no end-of-candidates: debounce instead
 REPORT_INTERVAL = 1.0
+# Diagnostics: a folder where each call writes its RTP send times (bench/isolation.py).
+TRACE_DIR = os.environ.get("PYJINGLE_MEDIA_TRACE")
 
 Send = Callable[[m.Process, m.Message], Awaitable[None]]
 
@@ -71,6 +74,7 @@ class MediaCall:
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
         self._eoc: asyncio.TimerHandle | None = None
+        self._send_times: list[float] | None = [] if TRACE_DIR else None
 
     # --- control ---------------------------------------------------------------
 
@@ -110,6 +114,10 @@ class MediaCall:
             if end is not None:
                 end.close()
         await self._transport_state(m.TransportState.CLOSED)
+        if TRACE_DIR and self._send_times:
+            path = os.path.join(TRACE_DIR, f"{self.sid}.send")
+            with open(path, "w") as fh:
+                fh.write("\n".join(f"{t:.6f}" for t in self._send_times))
         log.info("call %s media closed (%s)", self.sid, reason)
 
     # --- transport --------------------------------------------------------------
@@ -149,6 +157,8 @@ class MediaCall:
             self.timestamp = (self.timestamp + self.codec.timestamp_step) & 0xFFFFFFFF
             try:
                 await self.ice.send(packet.encode())
+                if self._send_times is not None:
+                    self._send_times.append(time.monotonic())
                 self.sent_packets += 1
                 self.sent_octets += len(payload)
             except ConnectionError:

@@ -47,6 +47,8 @@ https_ports = {{ }}
 proxy65_ports = {{ {proxy65} }}
 proxy65_interfaces = {{ "127.0.0.1" }}
 groups_file = "{data}/groups.txt"
+-- Jingle signalling is bursts of small stanzas: Nagle would hold them ~40 ms.
+network_settings = {{ nagle = false }}
 
 VirtualHost "{domain}"
 

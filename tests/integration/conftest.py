@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from control.client import ControlClient, ControlFailed, EventWatcher
+from scripts.agents import ROOT, USERS, Agent, make_ready, pid_alive
 from scripts.local_prosody import LocalProsody
 
-ROOT = Path(__file__).parents[2]
-USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "dave": "dave-pw"}
+__all__ = ["ROOT", "USERS", "Agent", "make_ready", "pid_alive"]
 
 
 @pytest.fixture(scope="session")
@@ -31,108 +26,6 @@ def prosody() -> Iterator[LocalProsody]:
         server.start()
         yield server
         server.stop()
-
-
-class Agent:
-    """One agent (supervisor + workers) as a user's tool would see it."""
-
-    def __init__(self, server: LocalProsody, user: str, folder: Path,
-                 extra: str = "", env: dict[str, str] | None = None,
-                 prefix: tuple[str, ...] = (), address: str = "127.0.0.1",
-                 tls: str = "off") -> None:
-        self.user = user
-        self.bare = f"{user}@{server.domain}"
-        self.folder = folder
-        self.commands = f"ipc://{folder}/{user}-cmd"
-        self.events = f"ipc://{folder}/{user}-ev"
-        self.config = folder / f"{user}.toml"
-        self.config.write_text(
-            f'[account]\njid = "{self.bare}"\npassword = "{USERS[user]}"\n'
-            f'server = "{address}"\nport = {server.c2s_port}\ntls = "{tls}"\n'
-            f'resource = "agent"\n'
-            f'[control]\ncommands = "{self.commands}"\nevents = "{self.events}"\n'
-            f'[bus]\nendpoint = "ipc://{folder}/{user}-bus"\n'
-            f"heartbeat_interval = 0.2\nheartbeat_timeout = 2.0\n"
-            f"[log]\nlevel = \"info\"\n{extra}"
-        )
-        self.log = open(folder / f"{user}.log", "wb")  # noqa: SIM115
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYJINGLE_")} | (env or {})
-        self.proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "supervisor", "--config", str(self.config)],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        self.client = ControlClient(self.commands, self.events)
-        self.watch = EventWatcher(self.events)
-        self.full = f"{self.bare}/agent"
-
-    def wait_connected(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.user}'s agent exited: {self.log_text()}")
-            try:
-                if self.client.status()["connected"]:
-                    return
-            except Exception:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{self.user} never connected: {self.log_text()}")
-
-    def log_text(self) -> str:
-        self.log.flush()
-        return (self.folder / f"{self.user}.log").read_text()[-4000:]
-
-    def pids(self) -> list[int]:
-        workers = self.client.status()["workers"]
-        return [self.proc.pid] + [w["pid"] for w in workers.values() if w["pid"]]
-
-    def state(self, sid: str, state: str, timeout: float = 10.0) -> dict:
-        return self.watch.wait_for(timeout, event="session.state", sid=sid, state=state)
-
-    def stop(self) -> float:
-        """SIGTERM the supervisor; the seconds it took to exit."""
-        started = time.monotonic()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        took = time.monotonic() - started
-        self.watch.close()
-        self.client.close()
-        self.log.close()
-        return took
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purpose (reaped by its parent or init soon).
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def make_ready(caller: Agent, callee: Agent, timeout: float = 10.0) -> None:
-    """Wait until the caller sees the callee online (presence travelled), via a probe call."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            sid = caller.client.call(callee.bare)
-        except ControlFailed as exc:
-            if exc.code != "not-found" or time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-            continue
-        caller.client.hangup(sid)
-        caller.state(sid, "DEINIT")
-        callee.state(sid, "DEINIT")
-        return
 
 
 @pytest.fixture

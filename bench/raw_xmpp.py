@@ -1,0 +1,58 @@
+"""Bare slixmpp clients for baselines: IQ round trips and stanza floods through Prosody."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import slixmpp
+
+from scripts.agents import USERS
+from scripts.local_prosody import LocalProsody
+
+
+async def login(server: LocalProsody, user: str, resource: str = "raw") -> slixmpp.ClientXMPP:
+    client = slixmpp.ClientXMPP(f"{user}@{server.domain}/{resource}", USERS[user])
+    client.enable_direct_tls = False
+    client.enable_starttls = False
+    client.enable_plaintext = True
+    client.plugin["feature_mechanisms"].unencrypted_scram = True
+    client.register_plugin("xep_0199")
+    ready = asyncio.Event()
+    client.add_event_handler("session_start", lambda _e: ready.set())
+    client.connect("127.0.0.1", server.c2s_port)
+    await asyncio.wait_for(ready.wait(), 10)
+    return client
+
+
+async def iq_round_trips(server: LocalProsody, n: int = 50) -> list[float]:
+    """Seconds per XEP-0199 ping from one bare client to another, through Prosody."""
+    a = await login(server, "carol")
+    b = await login(server, "dave")
+    times = []
+    for _ in range(n + 5):
+        started = time.perf_counter()
+        await a.plugin["xep_0199"].send_ping(b.boundjid, timeout=5)
+        times.append(time.perf_counter() - started)
+    a.disconnect()
+    b.disconnect()
+    return times[5:]
+
+
+async def flood(server: LocalProsody, target: str, rate: float, seconds: float) -> int:
+    """Send ``rate`` disco#info queries a second to ``target`` (each one is answered)."""
+    client = await login(server, "dave", "flood")
+    interval = 1.0 / rate
+    sent = 0
+    started = time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        due = int(elapsed / interval) + 1
+        while sent < due:
+            iq = client.make_iq_get(queryxmlns="http://jabber.org/protocol/disco#info",
+                                    ito=target)
+            iq.send(timeout=30)
+            sent += 1
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.5)
+    client.disconnect()
+    return sent
