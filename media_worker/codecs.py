@@ -18,6 +18,10 @@ SAMPLE_RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms
 FRAME_BYTES = FRAME_SAMPLES * 2
 SILENCE = bytes(FRAME_BYTES)
+# Opus encoder complexity (0..10). With in-band FEC, 8..10 cost twice what 5 costs
+# per frame for little audible gain in speech; 5 lets one core carry ~2x the calls
+# (bench/capacity.py, bench/quality.py measure both sides of the trade).
+OPUS_COMPLEXITY = 5
 
 
 class Codec(Protocol):
@@ -43,6 +47,8 @@ class OpusCodec:
         self.payload_type = payload_type
         self.fec = fec
         self._encoder = opuslib.Encoder(SAMPLE_RATE, 1, opuslib.APPLICATION_VOIP)
+        opuslib.api.encoder.encoder_ctl(self._encoder.encoder_state,
+                                        opuslib.api.ctl.set_complexity, OPUS_COMPLEXITY)
         if fec:
             # opuslib's inband_fec property setter drops its value; use the ctl directly.
             opuslib.api.encoder.encoder_ctl(self._encoder.encoder_state,
