@@ -35,7 +35,7 @@ def start(server: LocalProsody, folder: Path, user: str, extra: str = "",
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def median(values: list[float]) -> float:

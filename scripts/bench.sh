@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install what the benchmarks need (espeak-ng, pesq), then run them all; each prints
+# its ratio against a baseline measured in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+if ! command -v espeak-ng >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null
+fi
+.venv/bin/python -c "import pesq" 2>/dev/null \
+    || .venv/bin/pip install -q --disable-pip-version-check -e '.[bench]' 2>&1 | grep -v "is ignored" >&2 || true
+for bench in call_setup isolation capacity quality; do
+    .venv/bin/python -m "bench.$bench"
+done
