@@ -30,7 +30,8 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "policy": frozenset({"auto_accept_calls", "auto_accept_files", "reveal_ip_before_accept",
                          "relay_only"}),
     "jingle": frozenset({"ring_timeout", "iq_timeout"}),
-    "ice": frozenset({"connect_timeout"}),
+    "ice": frozenset({"connect_timeout", "stun_server", "turn_server", "turn_username",
+                      "turn_password", "turn_transport"}),
     "log": frozenset({"level"}),
 }
 
@@ -97,6 +98,11 @@ class IceConfig:
     """ICE in the media worker. aioice's failing checks can run for a minute: bound them."""
 
     connect_timeout: float
+    stun_server: tuple[str, int] | None
+    turn_server: tuple[str, int] | None
+    turn_username: str | None
+    turn_password: str | None
+    turn_transport: str
 
 
 @dataclass(frozen=True)
@@ -229,6 +235,15 @@ def _check_endpoint(key: str, value: str) -> str:
     return value
 
 
+def _host_port(key: str, value: str | None) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{key}: {value!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
 def _check_jid(key: str, jid: str) -> None:
     bare = jid.split("/", 1)[0]
     local, at, domain = bare.partition("@")
@@ -326,7 +341,17 @@ def load_config(path: str | os.PathLike[str] | None,
         ring_timeout=r.number("jingle", "ring_timeout", 60.0, 1.0, 3600.0),
         iq_timeout=r.number("jingle", "iq_timeout", 30.0, 1.0, 600.0),
     )
-    ice = IceConfig(connect_timeout=r.number("ice", "connect_timeout", 20.0, 1.0, 300.0))
+    turn_server = _host_port("ice.turn_server", r.opt_text("ice", "turn_server"))
+    ice = IceConfig(
+        connect_timeout=r.number("ice", "connect_timeout", 20.0, 1.0, 300.0),
+        stun_server=_host_port("ice.stun_server", r.opt_text("ice", "stun_server")),
+        turn_server=turn_server,
+        turn_username=r.opt_text("ice", "turn_username"),
+        turn_password=r.opt_text("ice", "turn_password"),
+        turn_transport=r.text("ice", "turn_transport", "udp", choices=("udp", "tcp")),
+    )
+    if turn_server and not (ice.turn_username and ice.turn_password):
+        raise ConfigError("ice.turn_username: a TURN server needs a username and password")
     log_level = r.text("log", "level", "info", choices=("debug", "info", "warning", "error"))
     return AgentConfig(account=account, control=control, bus=bus, audio=audio,
                        transfer=transfer, policy=policy, jingle=jingle, ice=ice,

@@ -249,6 +249,7 @@ class TransportStateEvent(Message):
     method: str
     local: str | None = None
     remote: str | None = None
+    candidates: tuple[str, ...] = ()  # types of the local candidates gathered
 
 
 # --- signalling <-> workers --------------------------------------------------

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bus import messages as m
+from bus.config import IceConfig
 from media_worker.audio import Sink, Source, open_sink, open_source
 from media_worker.codecs import SILENCE, Codec, make_codec
 from media_worker.ice import IceTransport
@@ -49,10 +50,10 @@ Send = Callable[[m.Process, m.Message], Awaitable[None]]
 
 class MediaCall:
     def __init__(self, sid: str, controlling: bool, audio_in: str, audio_out: str,
-                 send: Send, connect_timeout: float = 20.0) -> None:
+                 send: Send, ice: IceConfig | None = None) -> None:
         self.sid = sid
-        self.connect_timeout = connect_timeout
-        self.ice = IceTransport(controlling)
+        self.connect_timeout = ice.connect_timeout if ice else 20.0
+        self.ice = IceTransport(controlling, ice)
         self._audio_in = audio_in
         self._audio_out = audio_out
         self._send = send
@@ -83,10 +84,11 @@ class MediaCall:
         self.codec = make_codec(choice.name, choice.payload_type, choice.fec)
         self.reception = ReceptionStats(self.codec.clock_rate)
         self.ice.set_remote_credentials(start.remote_ufrag, start.remote_pwd)
-        await self._transport_state(m.TransportState.CHECKING)
         candidates = await self.ice.gather()
         if self._closed:
             return
+        await self._transport_state(m.TransportState.CHECKING,
+                                    types=tuple(sorted({c.type for c in candidates})))
         await self._send(m.Process.SIGNALLING, m.LocalCandidates(self.sid, tuple(candidates)))
         await self.add_remote(start.remote_candidates)
         self._tasks.append(asyncio.create_task(self._connect()))
@@ -138,9 +140,9 @@ class MediaCall:
         self._tasks.append(asyncio.create_task(self._report()))
 
     async def _transport_state(self, state: m.TransportState, local: str | None = None,
-                               remote: str | None = None) -> None:
+                               remote: str | None = None, types: tuple[str, ...] = ()) -> None:
         await self._send(m.Process.SUPERVISOR, m.TransportStateEvent(
-            time.time(), self.sid, state, "ice-udp", local, remote))
+            time.time(), self.sid, state, "ice-udp", local, remote, types))
 
     # --- media ----------------------------------------------------------------------
 

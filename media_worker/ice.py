@@ -14,6 +14,7 @@ import secrets
 
 import aioice
 
+from bus.config import IceConfig
 from bus.messages import IceCandidateInfo
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,15 @@ def from_info(info: IceCandidateInfo) -> aioice.Candidate:
 class IceTransport:
     """ICE for one call. Credentials exist at once; sockets only after ``gather()``."""
 
-    def __init__(self, controlling: bool) -> None:
-        self.connection = aioice.Connection(ice_controlling=controlling, components=1)
+    def __init__(self, controlling: bool, servers: IceConfig | None = None) -> None:
+        self.servers = servers
+        if servers is None:
+            self.connection = aioice.Connection(ice_controlling=controlling, components=1)
+        else:
+            self.connection = aioice.Connection(
+                ice_controlling=controlling, components=1, stun_server=servers.stun_server,
+                turn_server=servers.turn_server, turn_username=servers.turn_username,
+                turn_password=servers.turn_password, turn_transport=servers.turn_transport)
         self._ended = False
         self._gathered = False
         self._early: list[IceCandidateInfo] = []
@@ -58,6 +66,14 @@ class IceTransport:
     async def gather(self) -> list[IceCandidateInfo]:
         await self.connection.gather_candidates()
         self._gathered = True
+        types = {c.type for c in self.connection.local_candidates}
+        # aioice drops a failed STUN/TURN request without a word: say it.
+        if self.servers and self.servers.stun_server and "srflx" not in types:
+            log.warning("STUN server %s:%d gave no server-reflexive candidate",
+                        *self.servers.stun_server)
+        if self.servers and self.servers.turn_server and "relay" not in types:
+            log.warning("TURN server %s:%d gave no relayed candidate",
+                        *self.servers.turn_server)
         early, self._early = self._early, []
         for info in early:
             await self._add(info)

@@ -67,8 +67,7 @@ class MediaWorker:
             call = self.calls.get(message.sid)
             if call is None:
                 call = MediaCall(message.sid, message.controlling, self.config.audio.input,
-                                 self.config.audio.output, self._send,
-                                 self.config.ice.connect_timeout)
+                                 self.config.audio.output, self._send, self.config.ice)
                 self.calls[message.sid] = call
             await self._send(source, m.MediaPrepared(call.sid, call.ice.ufrag, call.ice.pwd))
         elif isinstance(message, m.StartMedia):

@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-# iproute2 (ip netns, tc) and nftables for the network tests.
-for pkg in iproute2 nftables; do
+# iproute2 (ip netns, tc), nftables and coturn (STUN/TURN) for the network tests.
+for pkg in iproute2 nftables coturn; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 command -v prosody >/dev/null 2>&1 || need_apt+=(prosody)

@@ -285,7 +285,8 @@ class Supervisor:
         elif isinstance(message, m.TransportStateEvent):
             self._publish("transport.state", {
                 "sid": message.sid, "state": message.state.value, "method": message.method,
-                "local": message.local, "remote": message.remote}, message.ts)
+                "local": message.local, "remote": message.remote,
+                "candidates": list(message.candidates) or None}, message.ts)
         else:
             log.debug("supervisor ignores %s from %s", type(message).__name__, source)
 

@@ -116,3 +116,34 @@ def test_rejected_call_opens_no_socket(voice_pair):
     bob.client.reject(sid)
     alice.state(sid, "DEINIT")
     assert {u: udp_sockets(p) for u, p in pids.items()} == before
+
+
+def test_stun_and_turn_candidates_are_gathered(start_agent, folder):
+    """With STUN and TURN configured (coturn on loopback) the media worker gathers
+    server-reflexive and relayed candidates besides host ones, and the call connects."""
+    import tempfile
+    from pathlib import Path
+
+    from scripts.agents import make_ready
+    from scripts.local_coturn import LocalCoturn
+
+    turn = LocalCoturn(Path(tempfile.mkdtemp(prefix="pj-turn-")))
+    turn.start()
+    try:
+        ice = (f'[ice]\nstun_server = "127.0.0.1:{turn.port}"\n'
+               f'turn_server = "127.0.0.1:{turn.port}"\n'
+               f'turn_username = "{turn.user}"\nturn_password = "{turn.password}"\n'
+               '[audio]\ninput = "silence"\noutput = "null"\n')
+        alice = start_agent("alice", extra=ice)
+        bob = start_agent("bob", extra=ice)
+        make_ready(alice, bob)
+        sid = alice.client.call(bob.bare)
+        bob.state(sid, "RECEIVEDINITIATE")
+        bob.client.accept(sid)
+        checking = alice.watch.wait_for(10, event="transport.state", sid=sid, state="checking")
+        assert set(checking["candidates"]) == {"host", "srflx", "relay"}, checking
+        alice.state(sid, "INPROGRESS", timeout=15)
+        alice.client.hangup(sid)
+        bob.state(sid, "DEINIT")
+    finally:
+        turn.stop()

@@ -66,6 +66,9 @@ def test_default_endpoints_are_in_a_private_folder(tmp_path):
     ({"PYJINGLE_AUDIO_INPUT": "microphone"}, "audio.input"),
     ({"PYJINGLE_ACCOUNT_JID": "not a jid"}, "account.jid"),
     ({"PYJINGLE_ACCOUNT_SERVER": "xmpp.example.com"}, "account.tls"),
+    ({"PYJINGLE_ICE_STUN_SERVER": "stun.example.com"}, "ice.stun_server"),
+    ({"PYJINGLE_ICE_TURN_SERVER": "turn.example.com:3478"}, "ice.turn_username"),
+    ({"PYJINGLE_ICE_TURN_TRANSPORT": "sctp"}, "ice.turn_transport"),
 ])
 def test_bad_values_name_the_key(good, override, key):
     with pytest.raises(ConfigError) as info:

@@ -1,0 +1,80 @@
+"""A throwaway coturn (STUN/TURN) on loopback for tests (Debian package ``coturn``).
+
+From shared/MACHINE-NOTES.md: run ``turnserver -c FILE`` in the foreground; on
+loopback it needs ``allow-loopback-peers``; static ``user=`` accounts only work
+without ``use-auth-secret``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts.local_prosody import free_port
+
+CONFIG = """\
+listening-ip=127.0.0.1
+listening-port={port}
+relay-ip=127.0.0.1
+min-port={min_port}
+max-port={max_port}
+realm=pyjingle.test
+lt-cred-mech
+user={user}:{password}
+fingerprint
+allow-loopback-peers
+no-tls
+no-dtls
+no-cli
+no-multicast-peers
+pidfile={data}/turnserver.pid
+log-file={data}/turnserver.log
+simple-log
+"""
+
+
+@dataclass
+class LocalCoturn:
+    data: Path
+    user: str = "pyjingle"
+    password: str = "turn-secret"
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        if shutil.which("turnserver") is None:
+            raise RuntimeError("coturn is not installed: run scripts/setup.sh")
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        base = 40000 + (self.port % 200) * 100
+        config = self.data / "turnserver.conf"
+        config.write_text(CONFIG.format(port=self.port, min_port=base, max_port=base + 99,
+                                        user=self.user, password=self.password,
+                                        data=self.data))
+        self.proc = subprocess.Popen(["turnserver", "-c", str(config)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"turnserver exited with {self.proc.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                ("127.0.0.1", self.port), 0.2
+            ):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("turnserver did not listen in time")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
