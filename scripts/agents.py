@@ -58,7 +58,9 @@ class Agent:
             if self.proc.poll() is not None:
                 raise AssertionError(f"{self.user}'s agent exited: {self.log_text()}")
             try:
-                if self.client.status()["connected"]:
+                status = self.client.status()
+                spawned = [w for w in status["workers"].values() if w["pid"]]
+                if status["connected"] and all(w["alive"] for w in spawned):
                     return
             except Exception:
                 pass
