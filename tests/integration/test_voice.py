@@ -147,3 +147,28 @@ def test_stun_and_turn_candidates_are_gathered(start_agent, folder):
         bob.state(sid, "DEINIT")
     finally:
         turn.stop()
+
+
+def test_mute_silences_what_the_peer_hears(voice_pair, folder):
+    alice, bob = voice_pair
+    sid = alice.client.call(bob.bare)
+    bob.state(sid, "RECEIVEDINITIATE")
+    bob.client.accept(sid)
+    bob.state(sid, "INPROGRESS", timeout=15)
+    time.sleep(1.5)
+    alice.client.mute(sid, True)
+    assert bob.watch.wait_for(5, event="session.info", sid=sid, info="mute")
+    time.sleep(1.5)
+    alice.client.mute(sid, False)
+    time.sleep(1.5)
+    alice.client.hangup(sid)
+    bob.state(sid, "DEINIT")
+    time.sleep(0.5)
+    rate, _seconds, samples = dominant_hz(folder / "bob-heard.wav")
+    block = rate // 10
+    loud = [np.sqrt(np.mean(samples[i:i + block] ** 2)) > 1000
+            for i in range(0, len(samples) - block + 1, block)]
+    text = "".join("#" if x else "." for x in loud).lstrip(".")  # before media arrived
+    # Tone, then at least a second of silence while muted, then tone again.
+    assert "#" * 8 in text.split("." * 10, 1)[0], text
+    assert "." * 10 in text and "#" * 8 in text.split("." * 10, 1)[1], text
