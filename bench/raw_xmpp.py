@@ -5,24 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-import slixmpp
-
-from scripts.agents import USERS
 from scripts.local_prosody import LocalProsody
-
-
-async def login(server: LocalProsody, user: str, resource: str = "raw") -> slixmpp.ClientXMPP:
-    client = slixmpp.ClientXMPP(f"{user}@{server.domain}/{resource}", USERS[user])
-    client.enable_direct_tls = False
-    client.enable_starttls = False
-    client.enable_plaintext = True
-    client.plugin["feature_mechanisms"].unencrypted_scram = True
-    client.register_plugin("xep_0199")
-    ready = asyncio.Event()
-    client.add_event_handler("session_start", lambda _e: ready.set())
-    client.connect("127.0.0.1", server.c2s_port)
-    await asyncio.wait_for(ready.wait(), 10)
-    return client
+from scripts.raw_xmpp import login
 
 
 async def iq_round_trips(server: LocalProsody, n: int = 50) -> list[float]:

@@ -8,14 +8,13 @@ namespace), and offers a control client and an event watcher.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from control.client import ControlClient, ControlFailed, EventWatcher
-from scripts.local_prosody import LocalProsody
+from scripts.local_prosody import LocalProsody, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "dave": "dave-pw"}
@@ -80,15 +79,7 @@ class Agent:
 
     def stop(self) -> float:
         """SIGTERM the supervisor; the seconds it took to exit."""
-        started = time.monotonic()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        took = time.monotonic() - started
+        took = stop_process(self.proc, grace=10)
         self.watch.close()
         self.client.close()
         self.log.close()

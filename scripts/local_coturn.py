@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.local_prosody import free_port
+from scripts.local_prosody import free_port, stop_process
 
 CONFIG = """\
 listening-ip=127.0.0.1
@@ -71,10 +70,4 @@ class LocalCoturn:
         raise RuntimeError("turnserver did not listen in time")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)

@@ -57,6 +57,19 @@ Component "proxy.{domain}" "proxy65"
 """
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, grace: float = 5.0) -> float:
+    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL; the seconds it took."""
+    started = time.monotonic()
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return time.monotonic() - started
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -137,13 +150,7 @@ class LocalProsody:
             self.proc.send_signal(signal.SIGTERM)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def main() -> None:

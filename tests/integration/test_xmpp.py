@@ -13,6 +13,7 @@ import slixmpp
 from slixmpp.exceptions import IqError
 
 from scripts.local_prosody import LocalProsody
+from scripts.raw_xmpp import login
 from signalling.jingle import namespaces as ns
 from tests.integration.conftest import USERS, Agent
 
@@ -23,16 +24,7 @@ def _raw(prosody: LocalProsody, user: str, scenario) -> object:
     """Run ``scenario(client)`` with a plain slixmpp client logged in as ``user``."""
 
     async def main() -> object:
-        client = slixmpp.ClientXMPP(f"{user}@{prosody.domain}/raw", USERS[user])
-        client.enable_direct_tls = False
-        client.enable_starttls = False
-        client.enable_plaintext = True
-        client.plugin["feature_mechanisms"].unencrypted_scram = True
-        client.register_plugin("xep_0030")
-        ready = asyncio.Event()
-        client.add_event_handler("session_start", lambda _e: ready.set())
-        client.connect("127.0.0.1", prosody.c2s_port)
-        await asyncio.wait_for(ready.wait(), 10)
+        client = await login(prosody, user)
         try:
             return await scenario(client)
         finally:
