@@ -60,15 +60,26 @@ class ProcessLink:
         self._timeout = heartbeat_timeout
         self._exit_when_orphaned = exit_when_orphaned
         self._last_heard = time.monotonic()
+        self._outbox: asyncio.Queue[tuple[Process, Message]] = asyncio.Queue()
         self.stop_reason: str | None = None
 
     async def send(self, destination: Process, message: Message) -> None:
         await self._sock.send_multipart([destination.value.encode(), encode(message)])
 
+    def post(self, destination: Process, message: Message) -> None:
+        """Queue a message; posted messages leave in order, whoever posts them."""
+        self._outbox.put_nowait((destination, message))
+
+    async def _drain(self) -> None:
+        while True:
+            destination, message = await self._outbox.get()
+            await self.send(destination, message)
+
     async def run(self, handler: Handler) -> str:
         pid = os.getpid()
         await self.send(Process.SUPERVISOR, Hello(self.process, pid, socket.gethostname()))
         beat = asyncio.create_task(self._beat(pid))
+        drain = asyncio.create_task(self._drain())
         try:
             while self.stop_reason is None:
                 try:
@@ -95,6 +106,7 @@ class ProcessLink:
                 self._check_orphaned()
         finally:
             beat.cancel()
+            drain.cancel()
         return self.stop_reason or "stopped"
 
     def _check_orphaned(self) -> None:

@@ -92,8 +92,8 @@ class Signalling:
 
     async def start(self, link: ProcessLink) -> None:
         self.link = link
-        await self._emit(m.ConnectionStateEvent(time.time(), m.ConnectionState.CONNECTING,
-                                                self.local_jid))
+        self._post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
+            time.time(), m.ConnectionState.CONNECTING, self.local_jid))
         self.xmpp.start()
 
     async def stop(self) -> None:
@@ -135,14 +135,14 @@ class Signalling:
         self.local_jid = jid
         self.manager.local = jid
         log.info("connected as %s (%s)", jid, "TLS" if encrypted else "no TLS")
-        self._bg.spawn(self._emit(m.ConnectionStateEvent(
-            time.time(), m.ConnectionState.CONNECTED, jid, encrypted=encrypted)))
+        self._post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
+            time.time(), m.ConnectionState.CONNECTED, jid, encrypted=encrypted))
 
     def on_disconnected(self, reason: str) -> None:
         self.manager.connection_lost()
         self._flush()
-        self._bg.spawn(self._emit(m.ConnectionStateEvent(
-            time.time(), m.ConnectionState.DISCONNECTED, self.local_jid, reason)))
+        self._post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
+            time.time(), m.ConnectionState.DISCONNECTED, self.local_jid, reason))
 
     def on_jingle_iq(self, element: ET.Element) -> None:
         self.manager.receive_iq(element, time.monotonic())
@@ -191,8 +191,8 @@ class Signalling:
         elif isinstance(inner, TransportInfoReceived):
             self._forward_candidates(inner.sid, inner.contents)
         elif isinstance(inner, InfoReceived) and isinstance(inner.info, rtp.RtpInfo):
-            self._bg.spawn(self._emit(m.SessionInfoEvent(
-                time.time(), inner.sid, inner.info.kind.value, inner.info.name)))
+            self._post(m.Process.SUPERVISOR, m.SessionInfoEvent(
+                time.time(), inner.sid, inner.info.kind.value, inner.info.name))
         elif isinstance(inner, StateChanged):
             info = self.info.get(inner.sid)
             if info is None:
@@ -202,14 +202,13 @@ class Signalling:
                              else m.Direction.INCOMING)
                 info = self.info[inner.sid] = SessionInfo(inner.sid, event.peer, kind, direction)
             reason = inner.reason.condition.value if inner.reason else None
-            self._bg.spawn(self._emit(m.SessionStateEvent(
+            self._post(m.Process.SUPERVISOR, m.SessionStateEvent(
                 time.time(), inner.sid, info.peer, info.kind, info.direction,
-                inner.state.value, reason)))
+                inner.state.value, reason))
             if inner.state in ENDING_STATES and not info.closed:
                 # Hang-up stops media at once, before the terminate is acknowledged.
                 info.closed = True
-                self._bg.spawn(self._send_worker(
-                    KIND_WORKER[info.kind], m.CloseSession(inner.sid, reason or "ended")))
+                self._post(KIND_WORKER[info.kind], m.CloseSession(inner.sid, reason or "ended"))
             if inner.state is SessionState.DEINIT:
                 self.info.pop(inner.sid, None)
                 self._preparing.pop(inner.sid, None)
@@ -250,7 +249,7 @@ class Signalling:
         except Exception as exc:
             log.exception("command %s failed", type(command).__name__)
             reply = m.CommandFailed(command.request_id, cp.INTERNAL_ERROR, str(exc))
-        await self._send_worker(m.Process.SUPERVISOR, reply)
+        self._post(m.Process.SUPERVISOR, reply)
 
     async def _execute(self, command: m.Command) -> str | None:
         if isinstance(command, m.Call):
@@ -358,7 +357,7 @@ class Signalling:
         except UsageError as exc:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
         self._flush()
-        self._bg.spawn(self._send_worker(m.Process.MEDIA, m.SetMute(session.sid, muted)))
+        self._post(m.Process.MEDIA, m.SetMute(session.sid, muted))
 
     def _terminate(self, session: Session, reason: Reason, text: str | None = None) -> None:
         try:
@@ -396,9 +395,9 @@ class Signalling:
             return
         choice = m.CodecChoice(codec.id, codec.name, codec.clockrate or 8000, codec.channels,
                                ("useinbandfec", "1") in codec.parameters)
-        self._bg.spawn(self._send_worker(m.Process.MEDIA, m.StartMedia(
+        self._post(m.Process.MEDIA, m.StartMedia(
             sid, call.transport.ufrag, call.transport.pwd, choice,
-            tuple(_candidate_to_bus(c) for c in call.transport.candidates))))
+            tuple(_candidate_to_bus(c) for c in call.transport.candidates)))
 
     def _send_candidates(self, message: m.LocalCandidates) -> None:
         """XEP-0176 §6: our candidates go to the peer in a transport-info."""
@@ -422,8 +421,8 @@ class Signalling:
             if isinstance(content.transport, ice_udp.IceUdpTransport)
             for c in content.transport.candidates)
         if candidates:
-            self._bg.spawn(self._send_worker(m.Process.MEDIA,
-                                             m.RemoteCandidates(sid, candidates)))
+            self._post(m.Process.MEDIA,
+                                             m.RemoteCandidates(sid, candidates))
 
     # --- workers --------------------------------------------------------------------
 
@@ -464,19 +463,17 @@ class Signalling:
                    answer: type[m.Message], sid: str) -> m.Message:
         future: asyncio.Future[m.Message] = asyncio.get_running_loop().create_future()
         self._waiting[(answer, sid)] = future
-        await self._send_worker(worker, message)
+        self._post(worker, message)
         try:
             return await asyncio.wait_for(future, WORKER_TIMEOUT)
         except TimeoutError:
             self._waiting.pop((answer, sid), None)
             raise CommandError(cp.UNAVAILABLE, f"the {worker} worker did not answer") from None
 
-    async def _send_worker(self, process: m.Process, message: m.Message) -> None:
+    def _post(self, process: m.Process, message: m.Message) -> None:
+        """Send on the bus, in order with everything else this process posts."""
         if self.link is not None:
-            await self.link.send(process, message)
-
-    async def _emit(self, event: m.Message) -> None:
-        await self._send_worker(m.Process.SUPERVISOR, event)
+            self.link.post(process, message)
 
 
 ENDING_STATES = frozenset({SessionState.SENTREJECT, SessionState.RECEIVEDREJECT,
