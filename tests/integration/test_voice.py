@@ -93,7 +93,8 @@ def test_five_second_call_carries_each_tone_to_the_other_side(voice_pair, folder
     bob.state(sid, "DEINIT")
     for user, s in stats.items():
         assert s["sent_packets"] > 100 and s["received_packets"] > 100, (user, s)
-        assert s["codec"] == "opus"
+        assert s["codec"] == "opus" and s["lost_packets"] == 0
+        assert s["rtt_ms"] is not None and 0 <= s["rtt_ms"] < 50, s  # RFC 3550 LSR/DLSR
 
     time.sleep(0.5)  # the worker closes the call and finishes the WAV
     for listener, expected in (("alice", 660), ("bob", 440)):

@@ -205,3 +205,56 @@ def test_unreachable_transport_fails_and_never_pretends(prosody, start_agent):
     assert not [e for e in alice.watch.seen if e.get("state") == "INPROGRESS"]
     initiate = next(x for x in seen if "session-initiate" in x)
     assert "<candidate" not in initiate and "ufrag=" in initiate
+
+
+def test_no_common_codec_ends_the_call_failed_application(prosody, start_agent):
+    """A caller offering only G.729 (XEP-0167 example payload): bob's accept fails,
+    and the caller gets session-terminate with failed-application."""
+    bob = start_agent("bob")
+    received: list[str] = []
+
+    async def scenario(client):
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
+
+        client.send_presence()
+        terminated = asyncio.Event()
+
+        def on_jingle(iq):
+            received.append(iq.xml.find(f"{{{ns.JINGLE}}}jingle").get("action"))
+            iq.reply().send()
+            if received[-1] == "session-terminate":
+                reason = iq.xml.find(f"{{{ns.JINGLE}}}jingle/{{{ns.JINGLE}}}reason")
+                received.append(reason[0].tag.rpartition("}")[2])
+                terminated.set()
+
+        client.register_handler(Callback("j", MatchXPath(
+            f"{{jabber:client}}iq/{{{ns.JINGLE}}}jingle"), on_jingle))
+        initiate = _jingle_iq(client, bob.full,
+            f"<jingle xmlns='{ns.JINGLE}' action='session-initiate' sid='g729only'"
+            f" initiator='{client.boundjid}'><content creator='initiator' name='voice'>"
+            f"<description xmlns='{ns.RTP}' media='audio'>"
+            "<payload-type id='18' name='G729'/></description>"
+            f"<transport xmlns='{ns.ICE_UDP}' ufrag='dave' pwd='davedavedavedavedave12'/>"
+            "</content></jingle>")
+        await initiate.send(timeout=5)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, lambda: bob.state("g729only", "RECEIVEDINITIATE"))
+
+        def accept():
+            from control.client import ControlFailed
+
+            try:
+                bob.client.accept("g729only")
+            except ControlFailed as exc:
+                return exc.code
+            return "accepted"
+
+        code = await loop.run_in_executor(None, accept)
+        await asyncio.wait_for(terminated.wait(), 10)
+        return code
+
+    code = _raw(prosody, "dave", scenario)
+    assert code == "failed-application"
+    assert received[-2:] == ["session-terminate", "failed-application"]
+    assert bob.state("g729only", "DEINIT")["reason"] == "failed-application"
