@@ -8,3 +8,7 @@ RTP_INFO = "urn:xmpp:jingle:apps:rtp:info:1"  # XEP-0167 §7
 ICE_UDP = "urn:xmpp:jingle:transports:ice-udp:1"  # XEP-0176
 STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"  # RFC 6120 §8.3
 CLIENT = "jabber:client"
+FILE_TRANSFER = "urn:xmpp:jingle:apps:file-transfer:5"  # XEP-0234
+HASHES = "urn:xmpp:hashes:2"  # XEP-0300
+S5B = "urn:xmpp:jingle:transports:s5b:1"  # XEP-0260
+IBB = "urn:xmpp:jingle:transports:ibb:1"  # XEP-0261
