@@ -1,6 +1,10 @@
 """The jitter buffer fed synthetic streams: reordering, loss, jitter."""
 
+import itertools
 import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from media_worker.jitter import Concealed, JitterBuffer, Played
 
@@ -91,3 +95,30 @@ def test_loss_stream_plays_in_order():
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     concealed = sum(isinstance(p, Concealed) for p in played)
     assert 100 < concealed < 350
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 400), st.floats(0, 0.2)), max_size=300),
+       st.integers(1, 6))
+def test_playout_is_ordered_unique_and_truthful(arrivals, min_depth):
+    """Any arrival order, delay, loss or duplication: frames come out in strictly
+    increasing order, each at most once, and a played frame is one that arrived."""
+    jb = JitterBuffer(min_depth=min_depth)
+    events = sorted((seq * 0.02 + delay, seq) for seq, delay in arrivals)
+    sent = {seq for seq, _ in arrivals}
+    out = []
+    t, i = 0.0, 0
+    while t < 9.0:
+        while i < len(events) and events[i][0] <= t:
+            jb.push(events[i][1], str(events[i][1]).encode(), events[i][0])
+            i += 1
+        item = jb.pop(t)
+        if item is not None:
+            out.append(item)
+        t += 0.02
+    seqs = [p.sequence for p in out]
+    assert all(a < b for a, b in itertools.pairwise(seqs))
+    for p in out:
+        if isinstance(p, Played):
+            assert p.sequence in sent and p.payload == str(p.sequence).encode()
+    assert jb.min_depth <= jb.target <= jb.max_depth
