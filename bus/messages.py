@@ -362,15 +362,115 @@ class MediaStatsEvent(Message):
 
 
 @dataclass(frozen=True)
+class S5bCandidateInfo:
+    """One XEP-0260 candidate as it crosses the bus."""
+
+    cid: str
+    host: str
+    jid: str
+    port: int
+    priority: int
+    type: str
+
+
+@dataclass(frozen=True)
 class PrepareTransfer(Message):
-    """Signalling asks the transfer worker to hold a file session."""
+    """Signalling asks the transfer worker for a file session and its direct candidates.
+
+    Sending: ``path`` is the file. Receiving: ``path`` is the download folder and
+    ``name`` the peer's (unsanitised) name; the worker picks the safe final path
+    and writes ``<path>.part`` until the file is committed. ``expected_dstaddr``
+    is what a peer connecting to our candidates must ask for (XEP-0260 §2.2).
+    """
 
     sid: str
+    sending: bool
+    path: str
+    size: int
+    expected_dstaddr: str
+    name: str | None = None
+    offset: int = 0
 
 
 @dataclass(frozen=True)
 class TransferPrepared(Message):
+    """The worker listens on ``port`` at ``hosts`` (signalling makes the candidates)."""
+
     sid: str
+    hosts: tuple[str, ...] = ()
+    port: int = 0
+    path: str | None = None  # receiving: the final path chosen
+
+
+@dataclass(frozen=True)
+class ConnectCandidates(Message):
+    """Try the peer's candidates (highest priority first) with this dstaddr."""
+
+    sid: str
+    candidates: tuple[S5bCandidateInfo, ...]
+    dstaddr: str
+
+
+@dataclass(frozen=True)
+class CandidateResult(Message):
+    """Which peer candidate we reached (``cid``), or None: none (candidate-error)."""
+
+    sid: str
+    cid: str | None
+
+
+@dataclass(frozen=True)
+class UseConnection(Message):
+    """The nominated pair (XEP-0260 §2.4): ours = the connection the peer made to us."""
+
+    sid: str
+    ours: bool
+
+
+@dataclass(frozen=True)
+class TransferDone(Message):
+    """All bytes sent or received; the SHA-256 of the whole file, hex."""
+
+    sid: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class CommitFile(Message):
+    """Receiver: rename the partial file to its final name (verified) or drop it."""
+
+    sid: str
+    keep: bool
+
+
+@dataclass(frozen=True)
+class FileCommitted(Message):
+    sid: str
+    path: str | None
+
+
+@dataclass(frozen=True)
+class TransferProgressEvent(Message):
+    """``transfer.progress``, at most ~10 a second per transfer."""
+
+    ts: float
+    sid: str
+    bytes: int
+    size: int
+
+
+@dataclass(frozen=True)
+class TransferCompleteEvent(Message):
+    """``transfer.complete``: ``path`` on the receiver, ``name`` on the sender."""
+
+    ts: float
+    sid: str
+    size: int
+    sha256: str
+    verified: bool
+    path: str | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,10 @@ from bus.link import ProcessLink
 from bus.tasks import TaskSet
 from control import protocol as cp
 from signalling.contacts import choose_resource
-from signalling.jingle import ice_udp, rtp
+from signalling.errors import CommandError
+from signalling.file_sessions import FILE_FEATURES, FileSessions
+from signalling.jingle import file_transfer as ft
+from signalling.jingle import ice_udp, rtp, s5b
 from signalling.jingle import namespaces as ns
 from signalling.jingle.errors import StanzaError, UsageError
 from signalling.jingle.manager import SessionCreated, SessionEvent, SessionManager, bare
@@ -41,22 +44,16 @@ from signalling.xmpp.client import XmppClient
 log = logging.getLogger(__name__)
 
 FORMATS = Formats(
-    descriptions={ns.RTP: rtp.parse_description},
-    transports={ns.ICE_UDP: ice_udp.parse_transport},
-    infos={ns.RTP_INFO: rtp.parse_info},
+    descriptions={ns.RTP: rtp.parse_description, ns.FILE_TRANSFER: ft.parse_description},
+    transports={ns.ICE_UDP: ice_udp.parse_transport, ns.S5B: s5b.parse_transport},
+    infos={ns.RTP_INFO: rtp.parse_info, ns.FILE_TRANSFER: ft.parse_info},
 )
 # What this agent can do, advertised with disco (XEP-0030) and caps (XEP-0115).
-FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP)
+FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP, ns.FILE_TRANSFER, ns.S5B)
 CALL_FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP)
 SUPPORTED_CODECS = (rtp.OPUS, rtp.PCMU)
 WORKER_TIMEOUT = 3.0
 KIND_WORKER = {m.SessionKind.CALL: m.Process.MEDIA, m.SessionKind.FILE: m.Process.TRANSFER}
-
-
-class CommandError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass
@@ -87,18 +84,19 @@ class Signalling:
         self._bg = TaskSet()
         self._waiting: dict[tuple[type[m.Message], str], asyncio.Future[m.Message]] = {}
         self._preparing: dict[str, asyncio.Task[m.Message]] = {}
+        self.files = FileSessions(self)
 
     # --- process lifecycle (bus.service.Service) -------------------------------------
 
     async def start(self, link: ProcessLink) -> None:
         self.link = link
-        self._post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
+        self.post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
             time.time(), m.ConnectionState.CONNECTING, self.local_jid))
         self.xmpp.start()
 
     async def stop(self) -> None:
         for session in self.manager.live():
-            self._end(session, Reason.GONE, "agent shutting down")
+            self.end(session, Reason.GONE, "agent shutting down")
         await asyncio.sleep(0.2)  # let the terminates reach the stream
         await self.xmpp.stop()
 
@@ -118,14 +116,24 @@ class Signalling:
                     reason = Reason(message.reason)
                 except ValueError:
                     reason = Reason.FAILED_APPLICATION
-                self._end(session, reason, f"{source} worker: {message.reason}")
+                self.end(session, reason, f"{source} worker: {message.reason}")
         elif isinstance(message, m.LocalCandidates):
             self._send_candidates(message)
+        elif isinstance(message, m.CandidateResult | m.TransferDone | m.FileCommitted):
+            session = self.manager.get(message.sid)
+            if session is None:
+                return
+            if isinstance(message, m.CandidateResult):
+                self.files.candidate_result(session, message.cid)
+            elif isinstance(message, m.TransferDone):
+                self.files.transfer_done(session, message.sha256)
+            else:
+                self.files.committed(session, message.path)
         elif isinstance(message, m.MediaFlowing):
             session = self.manager.get(message.sid)
             if session is not None:
                 session.media_flowing(time.monotonic())
-                self._flush()
+                self.flush()
         else:
             log.debug("signalling ignores %s from %s", type(message).__name__, source)
 
@@ -135,30 +143,30 @@ class Signalling:
         self.local_jid = jid
         self.manager.local = jid
         log.info("connected as %s (%s)", jid, "TLS" if encrypted else "no TLS")
-        self._post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
+        self.post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
             time.time(), m.ConnectionState.CONNECTED, jid, encrypted=encrypted))
 
     def on_disconnected(self, reason: str) -> None:
         self.manager.connection_lost()
-        self._flush()
-        self._post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
+        self.flush()
+        self.post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
             time.time(), m.ConnectionState.DISCONNECTED, self.local_jid, reason))
 
     def on_jingle_iq(self, element: ET.Element) -> None:
         self.manager.receive_iq(element, time.monotonic())
-        self._flush()
+        self.flush()
 
     def on_response(self, iq_id: str, error: StanzaError | None) -> None:
         self.manager.receive_response(iq_id, error, time.monotonic())
-        self._flush()
+        self.flush()
 
     def on_unavailable(self, jid: str) -> None:
         self.manager.peer_unavailable(jid)
-        self._flush()
+        self.flush()
 
     # --- the adapter loop ----------------------------------------------------------------
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         while True:
             stanzas = self.manager.stanzas_to_send()
             event = self.manager.next_event()
@@ -179,19 +187,30 @@ class Signalling:
     def _on_timer(self) -> None:
         self._timer = None
         self.manager.handle_timer(time.monotonic())
-        self._flush()
+        self.flush()
 
     def _on_event(self, event: SessionCreated | SessionEvent) -> None:
         if isinstance(event, SessionCreated):
             self._incoming(event)
             return
         inner = event.event
+        session = self.manager.get(inner.sid)
+        is_file = event.application == ns.FILE_TRANSFER
         if isinstance(inner, PeerAccepted):
-            self._start_media(inner.sid, inner.contents)
+            if is_file and session is not None:
+                self.files.peer_accepted(session, inner.contents)
+            else:
+                self._start_media(inner.sid, inner.contents)
         elif isinstance(inner, TransportInfoReceived):
-            self._forward_candidates(inner.sid, inner.contents)
+            if is_file and session is not None:
+                self.files.transport_info(session, inner.contents)
+            else:
+                self._forward_candidates(inner.sid, inner.contents)
+        elif isinstance(inner, InfoReceived) and is_file:
+            if session is not None:
+                self.files.info(session, inner.info)
         elif isinstance(inner, InfoReceived) and isinstance(inner.info, rtp.RtpInfo):
-            self._post(m.Process.SUPERVISOR, m.SessionInfoEvent(
+            self.post(m.Process.SUPERVISOR, m.SessionInfoEvent(
                 time.time(), inner.sid, inner.info.kind.value, inner.info.name))
         elif isinstance(inner, StateChanged):
             info = self.info.get(inner.sid)
@@ -202,21 +221,37 @@ class Signalling:
                              else m.Direction.INCOMING)
                 info = self.info[inner.sid] = SessionInfo(inner.sid, event.peer, kind, direction)
             reason = inner.reason.condition.value if inner.reason else None
-            self._post(m.Process.SUPERVISOR, m.SessionStateEvent(
+            self.post(m.Process.SUPERVISOR, m.SessionStateEvent(
                 time.time(), inner.sid, info.peer, info.kind, info.direction,
                 inner.state.value, reason))
             if inner.state in ENDING_STATES and not info.closed:
                 # Hang-up stops media at once, before the terminate is acknowledged.
                 info.closed = True
-                self._post(KIND_WORKER[info.kind], m.CloseSession(inner.sid, reason or "ended"))
+                self.post(KIND_WORKER[info.kind], m.CloseSession(inner.sid, reason or "ended"))
             if inner.state is SessionState.DEINIT:
                 self.info.pop(inner.sid, None)
                 self._preparing.pop(inner.sid, None)
+                self.files.ended(inner.sid, inner.state)
 
     def _incoming(self, created: SessionCreated) -> None:
+        if created.application == ns.FILE_TRANSFER:
+            session = self.manager.get(created.sid)
+            if session is not None:
+                self.files.offered(session)
+                policy = self.config.policy.auto_accept_files
+                if policy == "all" or (policy == "roster"
+                                       and self.xmpp.in_roster(bare(created.peer))):
+                    self._bg.spawn(self._auto_accept_file(session))
+            return
         if created.application != ns.RTP:
             return
         self._bg.spawn(self._prepare_incoming_call(created.sid, created.peer))
+
+    async def _auto_accept_file(self, session: Session) -> None:
+        try:
+            await self.files.accept(session, None)
+        except CommandError as exc:
+            log.warning("auto-accept of file %s failed: %s", session.sid, exc)
 
     async def _prepare_incoming_call(self, sid: str, peer: str) -> None:
         try:
@@ -224,13 +259,13 @@ class Signalling:
         except CommandError as exc:
             session = self.manager.get(sid)
             if session is not None:
-                self._end(session, Reason.FAILED_APPLICATION, str(exc))
+                self.end(session, Reason.FAILED_APPLICATION, str(exc))
             return
         session = self.manager.get(sid)
         if session is not None and session.state is SessionState.RECEIVEDINITIATE:
             # XEP-0167 §5: tell the caller the call is being presented to the user.
             session.send_info(rtp.RtpInfo(rtp.RtpInfoKind.RINGING), time.monotonic())
-            self._flush()
+            self.flush()
         policy = self.config.policy.auto_accept_calls
         if policy == "all" or (policy == "roster" and self.xmpp.in_roster(bare(peer))):
             try:
@@ -249,13 +284,13 @@ class Signalling:
         except Exception as exc:
             log.exception("command %s failed", type(command).__name__)
             reply = m.CommandFailed(command.request_id, cp.INTERNAL_ERROR, str(exc))
-        self._post(m.Process.SUPERVISOR, reply)
+        self.post(m.Process.SUPERVISOR, reply)
 
     async def _execute(self, command: m.Command) -> str | None:
         if isinstance(command, m.Call):
             return await self._call(command.to)
         if isinstance(command, m.SendFile):
-            return self._send_file(command)
+            return await self._send_file(command)
         session = self.manager.get(getattr(command, "sid", ""))
         if session is None:
             raise CommandError(cp.UNKNOWN_SESSION, f"no session {getattr(command, 'sid', '')!r}")
@@ -265,6 +300,9 @@ class Signalling:
             ):
                 raise CommandError(cp.NOT_ALLOWED, f"cannot accept a session in {session.state}")
             info = self.info.get(session.sid)
+            if info is not None and info.kind is m.SessionKind.FILE:
+                await self.files.accept(session, command.dir)
+                return None
             if info is not None and info.ice is None and info.kind is m.SessionKind.CALL:
                 await self._prepare_media(session.sid, controlling=False)
             self._accept_call(session.sid)
@@ -286,19 +324,22 @@ class Signalling:
             self._mute(session, command.muted)
         return None
 
-    async def _call(self, to: str) -> str:
+    async def _resolve(self, to: str, features: tuple[str, ...], what: str) -> str:
+        """libjingle's MakeCallTo: a full JID must be online; a bare JID becomes the best
+        online resource that supports ``features``."""
         if "/" in to:
-            peer = to
             online = await self.xmpp.online_resources(bare(to))
             if not any(r.jid == to for r in online):
                 raise CommandError(cp.NOT_FOUND, f"{to} is not online")
-        else:
-            online = await self.xmpp.online_resources(to)
-            chosen = choose_resource(online, CALL_FEATURES)
-            if chosen is None:
-                raise CommandError(cp.NOT_FOUND, f"Could not find online friend {to} "
-                                   "with Jingle voice support")
-            peer = chosen
+            return to
+        chosen = choose_resource(await self.xmpp.online_resources(to), features)
+        if chosen is None:
+            raise CommandError(cp.NOT_FOUND, f"Could not find online friend {to} "
+                               f"with Jingle {what} support")
+        return chosen
+
+    async def _call(self, to: str) -> str:
+        peer = await self._resolve(to, CALL_FEATURES, "voice")
         session = self.manager.create_outgoing(peer, ns.RTP)
         self.info[session.sid] = SessionInfo(session.sid, peer, m.SessionKind.CALL,
                                              m.Direction.OUTGOING)
@@ -306,20 +347,30 @@ class Signalling:
             ufrag, pwd = await self._prepare_media(session.sid, controlling=True)
         except CommandError:
             session.lost(Reason.FAILED_APPLICATION, "media worker unavailable")
-            self._flush()
+            self.flush()
             raise
         # No candidate: addresses are only gathered once the callee accepts.
         content = Content(Role.INITIATOR, "voice", rtp.audio_offer(),
                           ice_udp.IceUdpTransport(ufrag, pwd))
         session.initiate((content,), time.monotonic())
-        self._flush()
+        self.flush()
         return session.sid
 
-    def _send_file(self, command: m.SendFile) -> str:
-        if not os.path.isfile(command.path) or not os.access(command.path, os.R_OK):
+    async def _send_file(self, command: m.SendFile) -> str:
+        path = os.path.expanduser(command.path)
+        if not os.path.isfile(path) or not os.access(path, os.R_OK):
             raise CommandError(cp.BAD_REQUEST, f"{command.path}: not a readable file")
-        raise CommandError(cp.NOT_IMPLEMENTED,
-                           "file transfer (XEP-0234) is not available in this version")
+        peer = await self._resolve(command.to, FILE_FEATURES, "file transfer")
+        session = self.manager.create_outgoing(peer, ns.FILE_TRANSFER)
+        self.info[session.sid] = SessionInfo(session.sid, peer, m.SessionKind.FILE,
+                                             m.Direction.OUTGOING)
+        try:
+            await self.files.offer(session, path, command.name, command.description)
+        except CommandError:
+            session.lost(Reason.FAILED_APPLICATION, "transfer worker unavailable")
+            self.flush()
+            raise
+        return session.sid
 
     def _accept_call(self, sid: str) -> None:
         session = self.manager.get(sid)
@@ -340,7 +391,7 @@ class Signalling:
             self._terminate(session, Reason.FAILED_APPLICATION, "no common codec")
             raise CommandError("failed-application", "no codec in common with the caller")
         session.accept(tuple(answers), time.monotonic())
-        self._flush()
+        self.flush()
         offer = next(c for c in session.remote_contents if c.name == answers[0].name)
         self._start_media(sid, (Content(offer.creator, offer.name, answers[0].description,
                                         offer.transport),))
@@ -356,23 +407,23 @@ class Signalling:
             session.send_info(rtp.RtpInfo(kind, creator, "voice"), time.monotonic())
         except UsageError as exc:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
-        self._flush()
-        self._post(m.Process.MEDIA, m.SetMute(session.sid, muted))
+        self.flush()
+        self.post(m.Process.MEDIA, m.SetMute(session.sid, muted))
 
     def _terminate(self, session: Session, reason: Reason, text: str | None = None) -> None:
         try:
             session.terminate(reason, time.monotonic(), text)
         except UsageError as exc:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
-        self._flush()
+        self.flush()
 
-    def _end(self, session: Session, reason: Reason, text: str) -> None:
+    def end(self, session: Session, reason: Reason, text: str) -> None:
         """End a session whatever its state: terminate if we still may, else drop it."""
         try:
             session.terminate(reason, time.monotonic(), text)
         except UsageError:
             session.lost(reason, text)
-        self._flush()
+        self.flush()
 
     # --- media -----------------------------------------------------------------------
 
@@ -385,17 +436,17 @@ class Signalling:
         if info is None or session is None:
             return
         if call is None:
-            self._end(session, Reason.FAILED_APPLICATION, "no RTP content over ICE-UDP")
+            self.end(session, Reason.FAILED_APPLICATION, "no RTP content over ICE-UDP")
             return
         assert isinstance(call.description, rtp.RtpDescription)
         assert isinstance(call.transport, ice_udp.IceUdpTransport)
         codec = rtp.chosen_codec(call.description, SUPPORTED_CODECS)
         if codec is None or not call.transport.ufrag or not call.transport.pwd:
-            self._end(session, Reason.FAILED_APPLICATION, "no usable codec or ICE credentials")
+            self.end(session, Reason.FAILED_APPLICATION, "no usable codec or ICE credentials")
             return
         choice = m.CodecChoice(codec.id, codec.name, codec.clockrate or 8000, codec.channels,
                                ("useinbandfec", "1") in codec.parameters)
-        self._post(m.Process.MEDIA, m.StartMedia(
+        self.post(m.Process.MEDIA, m.StartMedia(
             sid, call.transport.ufrag, call.transport.pwd, choice,
             tuple(_candidate_to_bus(c) for c in call.transport.candidates)))
 
@@ -413,7 +464,7 @@ class Signalling:
                 (Content(content.creator, content.name, None, transport),), time.monotonic())
         except UsageError:
             return
-        self._flush()
+        self.flush()
 
     def _forward_candidates(self, sid: str, contents: tuple[Content, ...]) -> None:
         candidates = tuple(
@@ -421,7 +472,7 @@ class Signalling:
             if isinstance(content.transport, ice_udp.IceUdpTransport)
             for c in content.transport.candidates)
         if candidates:
-            self._post(m.Process.MEDIA,
+            self.post(m.Process.MEDIA,
                                              m.RemoteCandidates(sid, candidates))
 
     # --- workers --------------------------------------------------------------------
@@ -433,7 +484,7 @@ class Signalling:
         for sid, info in list(self.info.items()):
             session = self.manager.get(sid)
             if session is not None and info.kind is kind:
-                self._end(session, Reason.FAILED_APPLICATION, f"{change.worker} worker exited")
+                self.end(session, Reason.FAILED_APPLICATION, f"{change.worker} worker exited")
         for key, future in list(self._waiting.items()):
             if not future.done():
                 future.set_exception(CommandError(cp.UNAVAILABLE,
@@ -445,7 +496,7 @@ class Signalling:
         (an incoming call is prepared on arrival, and accept may come before that ends)."""
         task = self._preparing.get(sid)
         if task is None:
-            task = self._bg.spawn(self._ask(m.Process.MEDIA, m.PrepareMedia(sid, controlling),
+            task = self._bg.spawn(self.ask(m.Process.MEDIA, m.PrepareMedia(sid, controlling),
                                             m.MediaPrepared, sid))
             self._preparing[sid] = task
         try:
@@ -459,18 +510,18 @@ class Signalling:
             info.ice = (answer.ufrag, answer.pwd)
         return answer.ufrag, answer.pwd
 
-    async def _ask(self, worker: m.Process, message: m.Message,
+    async def ask(self, worker: m.Process, message: m.Message,
                    answer: type[m.Message], sid: str) -> m.Message:
         future: asyncio.Future[m.Message] = asyncio.get_running_loop().create_future()
         self._waiting[(answer, sid)] = future
-        self._post(worker, message)
+        self.post(worker, message)
         try:
             return await asyncio.wait_for(future, WORKER_TIMEOUT)
         except TimeoutError:
             self._waiting.pop((answer, sid), None)
             raise CommandError(cp.UNAVAILABLE, f"the {worker} worker did not answer") from None
 
-    def _post(self, process: m.Process, message: m.Message) -> None:
+    def post(self, process: m.Process, message: m.Message) -> None:
         """Send on the bus, in order with everything else this process posts."""
         if self.link is not None:
             self.link.post(process, message)

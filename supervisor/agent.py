@@ -282,6 +282,14 @@ class Supervisor:
                 "lost_packets": message.lost_packets, "jitter_ms": message.jitter_ms,
                 "rtt_ms": message.rtt_ms, "codec": message.codec,
                 "concealed_frames": message.concealed_frames}, message.ts)
+        elif isinstance(message, m.TransferProgressEvent):
+            self._publish("transfer.progress", {"sid": message.sid, "bytes": message.bytes,
+                                                "size": message.size}, message.ts)
+        elif isinstance(message, m.TransferCompleteEvent):
+            self._publish("transfer.complete", {
+                "sid": message.sid, "size": message.size, "sha256": message.sha256,
+                "verified": message.verified, "path": message.path, "name": message.name},
+                message.ts)
         elif isinstance(message, m.TransportStateEvent):
             self._publish("transport.state", {
                 "sid": message.sid, "state": message.state.value, "method": message.method,

@@ -5,4 +5,4 @@ from bus.service import main
 from transfer_worker.worker import TransferWorker
 
 if __name__ == "__main__":
-    main(Process.TRANSFER, lambda _config: TransferWorker())
+    main(Process.TRANSFER, TransferWorker)

@@ -1,41 +1,91 @@
 """The transfer worker: owns every file transfer's sockets and files.
 
-This issue's scope is its place in the agent: it holds one transfer session
-per file session and releases it when the session closes or signalling
-restarts. SOCKS5/IBB transports and the file I/O come with the file-transfer
-issue.
+Signalling prepares a transfer (listening socket and direct candidates; for a
+receiver, the safe path and its partial file), asks it to try the peer's
+candidates, tells it which connection was nominated, and finally whether to
+keep the received file. Bytes never pass through signalling. A transfer whose
+session closes keeps its partial file, so a later session can resume it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from bus import messages as m
+from bus.config import AgentConfig
 from bus.link import ProcessLink
+from bus.tasks import TaskSet
+from transfer_worker.transfer import Transfer
 
 log = logging.getLogger(__name__)
 
 
 class TransferWorker:
-    def __init__(self) -> None:
-        self.sessions: set[str] = set()
+    def __init__(self, config: AgentConfig | None = None) -> None:
+        self.config = config
+        self.transfers: dict[str, Transfer] = {}
         self.link: ProcessLink | None = None
+        self._bg = TaskSet()
 
     async def start(self, link: ProcessLink) -> None:
         self.link = link
 
+    async def _send(self, process: m.Process, message: m.Message) -> None:
+        if self.link is not None:
+            await self.link.send(process, message)
+
     async def handle(self, source: m.Process, message: m.Message) -> None:
-        assert self.link is not None
         if isinstance(message, m.PrepareTransfer):
-            self.sessions.add(message.sid)
-            await self.link.send(source, m.TransferPrepared(message.sid))
+            await self._prepare(source, message)
+        elif isinstance(message, m.ConnectCandidates):
+            transfer = self.transfers.get(message.sid)
+            if transfer is not None:
+                self._bg.spawn(self._connect(source, transfer, message))
+        elif isinstance(message, m.UseConnection):
+            transfer = self.transfers.get(message.sid)
+            if transfer is not None:
+                try:
+                    transfer.use(message.ours)
+                except ConnectionError as exc:
+                    await self._send(source, m.WorkerFailed(message.sid, "failed-transport"))
+                    log.warning("transfer %s: %s", message.sid, exc)
+        elif isinstance(message, m.CommitFile):
+            transfer = self.transfers.get(message.sid)
+            path = transfer.commit(message.keep) if transfer is not None else None
+            await self._send(source, m.FileCommitted(message.sid, str(path) if path else None))
         elif isinstance(message, m.CloseSession):
-            self.sessions.discard(message.sid)
-            await self.link.send(source, m.SessionClosed(message.sid))
+            transfer = self.transfers.pop(message.sid, None)
+            if transfer is not None:
+                await transfer.close()
+            await self._send(source, m.SessionClosed(message.sid))
         elif isinstance(message, m.ResetSessions):
-            self.sessions.clear()
+            await self._close_all(message.reason)
         else:
             log.debug("transfer worker ignores %s", type(message).__name__)
 
+    async def _prepare(self, source: m.Process, message: m.PrepareTransfer) -> None:
+        try:
+            transfer = Transfer(message, self._send)
+            hosts, port = await transfer.listen()
+        except OSError as exc:
+            log.warning("transfer %s cannot start: %s", message.sid, exc)
+            await self._send(source, m.WorkerFailed(message.sid, "failed-application"))
+            return
+        self.transfers[message.sid] = transfer
+        path = None if message.sending else str(transfer.path)
+        await self._send(source, m.TransferPrepared(message.sid, hosts, port, path))
+
+    async def _connect(self, source: m.Process, transfer: Transfer,
+                       message: m.ConnectCandidates) -> None:
+        cid = await transfer.connect(message.candidates, message.dstaddr)
+        await self._send(source, m.CandidateResult(message.sid, cid))
+
+    async def _close_all(self, reason: str) -> None:
+        transfers, self.transfers = list(self.transfers.values()), {}
+        if transfers:
+            log.info("dropping %d transfers: %s", len(transfers), reason)
+        await asyncio.gather(*(t.close() for t in transfers), return_exceptions=True)
+
     async def stop(self) -> None:
-        self.sessions.clear()
+        await self._close_all("worker stopping")

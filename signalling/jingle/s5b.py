@@ -27,10 +27,11 @@ def priority(kind: str, local_preference: int = 0) -> int:
 
 
 def dstaddr(sid: str, requester: str, target: str) -> str:
-    """XEP-0065 §5.3.2 / XEP-0260 §2.3: SHA-1(SID + requester JID + target JID), hex.
+    """XEP-0065 §5.3.2: SHA-1(SID + requester JID + target JID), lowercase hex.
 
-    For the initiator's candidates the requester is the responder (it connects);
-    for the responder's candidates it is the initiator.
+    XEP-0260 §2.2: the requester is the party that offers the candidates, so
+    connections to the initiator's candidates use SHA-1(SID + initiator +
+    responder), and to the responder's SHA-1(SID + responder + initiator).
     """
     return hashlib.sha1(f"{sid}{requester}{target}".encode()).hexdigest()
 

@@ -1,0 +1,288 @@
+"""File sessions in signalling: XEP-0234 offers over XEP-0260 SOCKS5 bytestreams.
+
+Signalling negotiates, the transfer worker moves the bytes. Per session this
+holds what XEP-0260 §2.3-2.4 needs to pick the connection (which peer
+candidate we reached, which of ours the peer reached), and what XEP-0234 §7
+needs to finish (the peer's hash, ours, the ``received`` confirmation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import mimetypes
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from bus import messages as m
+from bus.config import AgentConfig
+from control import protocol as cp
+from signalling.errors import CommandError
+from signalling.jingle import file_transfer as ft
+from signalling.jingle import namespaces as ns
+from signalling.jingle import s5b
+from signalling.jingle.errors import UsageError
+from signalling.jingle.session import Session
+from signalling.jingle.stanzas import Content
+from signalling.jingle.states import Reason, Role, Senders, SessionState
+
+log = logging.getLogger(__name__)
+
+FILE_FEATURES = (ns.JINGLE, ns.FILE_TRANSFER, ns.S5B)
+_UNKNOWN = object()
+
+
+class Host(Protocol):
+    """What the signalling service offers this helper."""
+
+    config: AgentConfig
+    local_jid: str
+
+    def post(self, process: m.Process, message: m.Message) -> None: ...
+    def flush(self) -> None: ...
+    def end(self, session: Session, reason: Reason, text: str) -> None: ...
+    async def ask(self, worker: m.Process, message: m.Message, answer: type[m.Message],
+                  sid: str) -> m.Message: ...
+
+
+@dataclass
+class FileState:
+    sending: bool
+    s5b_sid: str
+    content: Content  # the offer's content (creator, name, description)
+    size: int
+    name: str
+    ours: dict[str, s5b.S5bCandidate] = field(default_factory=dict)
+    theirs: tuple[s5b.S5bCandidate, ...] = ()
+    we_used: object = _UNKNOWN  # S5bCandidate | None once known
+    they_used: object = _UNKNOWN
+    nominated: bool = False
+    path: str | None = None
+    local_sha256: str | None = None
+    peer_sha256: str | None = None
+    completed: bool = False
+
+
+def _candidates(hosts: tuple[str, ...], port: int, jid: str) -> dict[str, s5b.S5bCandidate]:
+    out = {}
+    for i, host in enumerate(hosts):
+        cid = secrets.token_hex(4)
+        out[cid] = s5b.S5bCandidate(cid, host, jid, port, s5b.priority("direct", 255 - i))
+    return out
+
+
+def _to_bus(c: s5b.S5bCandidate) -> m.S5bCandidateInfo:
+    return m.S5bCandidateInfo(c.cid, c.host, c.jid, c.port, c.priority, c.type)
+
+
+def _sha256_of(info: ft.FileInfo) -> str | None:
+    h = info.hash("sha-256")
+    return h.value.hex() if h is not None else None
+
+
+class FileSessions:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.files: dict[str, FileState] = {}
+
+    # --- sender -------------------------------------------------------------------
+
+    async def offer(self, session: Session, path: str, name: str | None,
+                    description: str | None) -> None:
+        """Prepare the worker, then send session-initiate with our direct candidates."""
+        size = os.path.getsize(path)
+        s5b_sid = secrets.token_hex(8)
+        expected = s5b.dstaddr(s5b_sid, session.local, session.peer)
+        answer = await self.host.ask(
+            m.Process.TRANSFER,
+            m.PrepareTransfer(session.sid, True, path, size, expected),
+            m.TransferPrepared, session.sid)
+        assert isinstance(answer, m.TransferPrepared)
+        shown = name or os.path.basename(path)
+        mtime = datetime.fromtimestamp(os.path.getmtime(path), UTC)
+        info = ft.FileInfo(name=shown, size=size,
+                           media_type=mimetypes.guess_type(shown)[0] or
+                           "application/octet-stream",
+                           date=mtime.strftime("%Y-%m-%dT%H:%M:%SZ"), desc=description)
+        ours = _candidates(answer.hosts, answer.port, session.local)
+        content = Content(Role.INITIATOR, "file", ft.FileDescription(info),
+                          s5b.S5bTransport(s5b_sid, tuple(ours.values()), expected),
+                          Senders.INITIATOR)
+        self.files[session.sid] = FileState(True, s5b_sid, content, size, shown, ours,
+                                            path=path)
+        session.initiate((content,), time.monotonic())
+        self.host.flush()
+
+    def peer_accepted(self, session: Session, contents: tuple[Content, ...]) -> None:
+        state = self.files.get(session.sid)
+        transport = next((c.transport for c in contents
+                          if isinstance(c.transport, s5b.S5bTransport)), None)
+        if state is None:
+            return
+        if transport is None:
+            self.host.end(session, Reason.UNSUPPORTED_TRANSPORTS, "no SOCKS5 transport")
+            return
+        self._connect(session, state, transport.candidates)
+
+    # --- receiver -------------------------------------------------------------------
+
+    def offered(self, session: Session) -> None:
+        """An incoming offer: remember it; the user (or policy) accepts it."""
+        content = session.remote_contents[0]
+        desc, transport = content.description, content.transport
+        if not isinstance(desc, ft.FileDescription) or not isinstance(
+            transport, s5b.S5bTransport
+        ):
+            self.host.end(session, Reason.UNSUPPORTED_TRANSPORTS, "need XEP-0234 over S5B")
+            return
+        self.files[session.sid] = FileState(
+            False, transport.sid, content, desc.file.size or 0, desc.file.name or "",
+            theirs=transport.candidates, peer_sha256=_sha256_of(desc.file))
+
+    async def accept(self, session: Session, directory: str | None) -> None:
+        state = self.files.get(session.sid)
+        if state is None or state.sending:
+            raise CommandError(cp.NOT_ALLOWED, "not an incoming file offer")
+        folder = os.path.expanduser(directory or self.host.config.transfer.download_dir)
+        os.makedirs(folder, exist_ok=True)
+        free = shutil.disk_usage(folder).free
+        if state.size > free:
+            self.host.end(session, Reason.DECLINE, "not enough disk space")
+            raise CommandError("insufficient-space",
+                               f"{state.size} bytes offered, {free} free in {folder}")
+        expected = s5b.dstaddr(state.s5b_sid, session.local, session.peer)
+        answer = await self.host.ask(
+            m.Process.TRANSFER,
+            m.PrepareTransfer(session.sid, False, folder, state.size, expected,
+                              name=state.name),
+            m.TransferPrepared, session.sid)
+        assert isinstance(answer, m.TransferPrepared)
+        state.path = answer.path
+        state.ours = _candidates(answer.hosts, answer.port, session.local)
+        offer = state.content
+        content = Content(offer.creator, offer.name, offer.description,
+                          s5b.S5bTransport(state.s5b_sid, tuple(state.ours.values()), expected),
+                          offer.senders)
+        try:
+            session.accept((content,), time.monotonic())
+        except UsageError as exc:
+            raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
+        self.host.flush()
+        self._connect(session, state, state.theirs)
+
+    # --- XEP-0260 negotiation --------------------------------------------------------
+
+    def _connect(self, session: Session, state: FileState,
+                 candidates: tuple[s5b.S5bCandidate, ...]) -> None:
+        state.theirs = candidates
+        self.host.post(m.Process.TRANSFER, m.ConnectCandidates(
+            session.sid, tuple(_to_bus(c) for c in candidates),
+            s5b.dstaddr(state.s5b_sid, session.peer, session.local)))
+
+    def candidate_result(self, session: Session, cid: str | None) -> None:
+        """The worker tried the peer's candidates: tell the peer (§2.3)."""
+        state = self.files.get(session.sid)
+        if state is None:
+            return
+        state.we_used = next((c for c in state.theirs if c.cid == cid), None)
+        info = s5b.S5bInfo.CANDIDATE_USED if cid else s5b.S5bInfo.CANDIDATE_ERROR
+        transport = s5b.S5bTransport(state.s5b_sid, info=info, info_cid=cid)
+        try:
+            session.send_transport_info(
+                (Content(state.content.creator, state.content.name, None, transport),),
+                time.monotonic())
+        except UsageError:
+            return
+        self.host.flush()
+        self._maybe_nominate(session, state)
+
+    def transport_info(self, session: Session, contents: tuple[Content, ...]) -> None:
+        state = self.files.get(session.sid)
+        transport = next((c.transport for c in contents
+                          if isinstance(c.transport, s5b.S5bTransport)), None)
+        if state is None or transport is None or transport.info is None:
+            return
+        if transport.info is s5b.S5bInfo.CANDIDATE_USED:
+            state.they_used = state.ours.get(transport.info_cid or "")
+        elif transport.info is s5b.S5bInfo.CANDIDATE_ERROR:
+            state.they_used = None
+        self._maybe_nominate(session, state)
+
+    def _maybe_nominate(self, session: Session, state: FileState) -> None:
+        if state.nominated or state.we_used is _UNKNOWN or state.they_used is _UNKNOWN:
+            return
+        we = state.we_used if isinstance(state.we_used, s5b.S5bCandidate) else None
+        they = state.they_used if isinstance(state.they_used, s5b.S5bCandidate) else None
+        choice = s5b.nominate(we, they, session.role is Role.INITIATOR)
+        if choice is None:
+            # Fallback to in-band bytestreams (XEP-0261) is not in this version.
+            self.host.post(m.Process.SUPERVISOR, m.TransportStateEvent(
+                time.time(), session.sid, m.TransportState.FAILED, "s5b"))
+            self.host.end(session, Reason.FAILED_TRANSPORT, "no SOCKS5 candidate worked")
+            return
+        state.nominated = True
+        self.host.post(m.Process.SUPERVISOR, m.TransportStateEvent(
+            time.time(), session.sid, m.TransportState.CONNECTED, "s5b", "direct", "direct"))
+        self.host.post(m.Process.TRANSFER, m.UseConnection(session.sid, choice.offered_by_us))
+
+    # --- the end (XEP-0234 §7) --------------------------------------------------------
+
+    def transfer_done(self, session: Session, sha256: str) -> None:
+        state = self.files.get(session.sid)
+        if state is None:
+            return
+        state.local_sha256 = sha256
+        if state.sending:
+            checksum = ft.Checksum(state.content.creator.value, state.content.name,
+                                   ft.FileInfo(hashes=(ft.Hash("sha-256",
+                                                               bytes.fromhex(sha256)),)))
+            try:
+                session.send_info(checksum, time.monotonic())
+            except UsageError:
+                return
+            self.host.flush()
+        elif state.peer_sha256 is not None:
+            self._commit(session, state)
+
+    def info(self, session: Session, payload: object) -> None:
+        state = self.files.get(session.sid)
+        if state is None:
+            return
+        if isinstance(payload, ft.Checksum) and not state.sending:
+            state.peer_sha256 = _sha256_of(payload.file)
+            if state.local_sha256 is not None:
+                self._commit(session, state)
+        elif isinstance(payload, ft.Received) and state.sending and not state.completed:
+            state.completed = True
+            self.host.post(m.Process.SUPERVISOR, m.TransferCompleteEvent(
+                time.time(), session.sid, state.size, state.local_sha256 or "", True,
+                name=state.name))
+
+    def _commit(self, session: Session, state: FileState) -> None:
+        verified = state.peer_sha256 == state.local_sha256
+        self.host.post(m.Process.TRANSFER, m.CommitFile(session.sid, keep=verified))
+
+    def committed(self, session: Session, path: str | None) -> None:
+        state = self.files.get(session.sid)
+        if state is None or state.completed:
+            return
+        state.completed = True
+        verified = path is not None
+        self.host.post(m.Process.SUPERVISOR, m.TransferCompleteEvent(
+            time.time(), session.sid, state.size, state.local_sha256 or "", verified,
+            path=path))
+        if verified:
+            with contextlib.suppress(UsageError):
+                session.send_info(ft.Received(state.content.creator.value, state.content.name),
+                                  time.monotonic())
+        self.host.end(session, Reason.SUCCESS if verified else Reason.MEDIA_ERROR,
+                      "received" if verified else "hash mismatch")
+
+    def ended(self, sid: str, state: SessionState) -> None:
+        if state is SessionState.DEINIT:
+            self.files.pop(sid, None)

@@ -1,0 +1,100 @@
+"""File transfer end to end: XEP-0234 over direct XEP-0260 SOCKS5, hash-verified."""
+
+import hashlib
+import os
+
+import pytest
+
+from control.client import ControlFailed
+
+pytestmark = pytest.mark.prosody
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def file_pair(start_agent, folder):
+    from scripts.agents import make_ready
+
+    alice = start_agent("alice")
+    bob = start_agent("bob", extra=f'[transfer]\ndownload_dir = "{folder}/bob-downloads"\n')
+    make_ready(alice, bob)
+    return alice, bob
+
+
+def test_20mb_over_direct_socks5_arrives_verified(file_pair, folder):
+    alice, bob = file_pair
+    source = folder / "random.bin"
+    source.write_bytes(os.urandom(20 * 1024 * 1024))
+    sid = alice.client.send_file(bob.bare, str(source), description="twenty megabytes")
+    offer = bob.state(sid, "RECEIVEDINITIATE")
+    assert offer["kind"] == "file" and offer["direction"] == "incoming"
+    bob.client.accept(sid)
+    connected = bob.watch.wait_for(10, event="transport.state", sid=sid, state="connected")
+    assert connected["method"] == "s5b"
+    done = bob.watch.wait_for(30, event="transfer.complete", sid=sid)
+    assert done["verified"] is True and done["size"] == 20 * 1024 * 1024
+    assert done["sha256"] == sha256(source)
+    assert done["path"] == str(folder / "bob-downloads" / "random.bin")
+    assert sha256(done["path"]) == sha256(source)
+    sent = alice.watch.wait_for(10, event="transfer.complete", sid=sid)
+    assert sent["verified"] is True and sent["name"] == "random.bin"
+    assert alice.state(sid, "DEINIT")["reason"] == "success"
+    assert bob.state(sid, "DEINIT")["reason"] == "success"
+    progress = [e for e in bob.watch.seen if e.get("event") == "transfer.progress"]
+    assert progress and all(e["size"] == 20 * 1024 * 1024 for e in progress)
+    assert not list((folder / "bob-downloads").glob("*.part"))
+
+
+def test_rejected_offer_writes_nothing(file_pair, folder):
+    alice, bob = file_pair
+    source = folder / "secret.txt"
+    source.write_text("not for you")
+    sid = alice.client.send_file(bob.bare, str(source))
+    bob.state(sid, "RECEIVEDINITIATE")
+    bob.client.reject(sid)
+    assert alice.state(sid, "DEINIT")["reason"] == "decline"
+    assert not (folder / "bob-downloads").exists() or not any(
+        (folder / "bob-downloads").iterdir())
+
+
+def test_hostile_name_lands_inside_the_download_dir(file_pair, folder):
+    alice, bob = file_pair
+    source = folder / "payload"
+    source.write_bytes(b"root:x:0:0::/root:/bin/sh\n")
+    sid = alice.client.send_file(bob.bare, str(source), name="../../etc/passwd")
+    bob.state(sid, "RECEIVEDINITIATE")
+    bob.client.accept(sid)
+    done = bob.watch.wait_for(15, event="transfer.complete", sid=sid)
+    assert done["path"] == str(folder / "bob-downloads" / "passwd")
+    assert done["verified"] is True
+
+
+def test_same_name_twice_is_never_overwritten(file_pair, folder):
+    alice, bob = file_pair
+    for i, content in enumerate((b"first", b"second")):
+        source = folder / f"v{i}"
+        source.write_bytes(content)
+        sid = alice.client.send_file(bob.bare, str(source), name="notes.txt")
+        bob.state(sid, "RECEIVEDINITIATE")
+        bob.client.accept(sid)
+        bob.watch.wait_for(15, event="transfer.complete", sid=sid)
+        bob.state(sid, "DEINIT")
+    downloads = folder / "bob-downloads"
+    assert (downloads / "notes.txt").read_bytes() == b"first"
+    assert (downloads / "notes (2).txt").read_bytes() == b"second"
+
+
+def test_send_to_offline_contact_is_not_found(file_pair, folder):
+    alice, _ = file_pair
+    source = folder / "x"
+    source.write_bytes(b"x")
+    with pytest.raises(ControlFailed) as info:
+        alice.client.send_file("carol@localhost", str(source))
+    assert info.value.code == "not-found"

@@ -1,0 +1,232 @@
+"""One file transfer in the transfer worker, over an XEP-0260 SOCKS5 bytestream.
+
+The worker owns the sockets and the file: it listens for the peer on its
+direct candidates (SOCKS5 server side, only the expected dstaddr is let in),
+connects to the peer's candidates (SOCKS5 client side), and once signalling
+says which connection was nominated, streams the file in fixed chunks —
+memory stays flat whatever the size — hashing as it goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aioice.ice
+
+from bus import messages as m
+from transfer_worker.names import PARTIAL_SUFFIX, sanitize, unique_path
+from transfer_worker.socks5 import Socks5Client, Socks5Error, Socks5Server
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256 * 1024
+CONNECT_TIMEOUT = 5.0
+PROGRESS_INTERVAL = 0.1  # CONTROL.md: at most ~10 transfer.progress a second
+
+Send = Callable[[m.Process, m.Message], Awaitable[None]]
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+def host_addresses() -> list[str]:
+    """Addresses to offer as direct candidates (loopback only when there is nothing else)."""
+    return aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) or ["127.0.0.1"]
+
+
+class Transfer:
+    def __init__(self, prepare: m.PrepareTransfer, send: Send) -> None:
+        self.sid = prepare.sid
+        self.sending = prepare.sending
+        self.size = prepare.size
+        self.offset = prepare.offset
+        self.expected = prepare.expected_dstaddr
+        self._send = send
+        if self.sending:
+            self.path = Path(prepare.path)
+            self.partial = self.path
+        else:
+            folder = Path(prepare.path)
+            folder.mkdir(parents=True, exist_ok=True)
+            self.path = unique_path(folder, sanitize(prepare.name))
+            self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+            self.partial.touch(exist_ok=False)  # claim the name now
+        self.incoming: Connection | None = None
+        self.outgoing: Connection | None = None
+        self._server: asyncio.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.transferred = 0
+        self.closed = False
+
+    # --- candidates ---------------------------------------------------------------
+
+    async def listen(self) -> tuple[tuple[str, ...], int]:
+        """Listen for the peer; the addresses to offer and the port."""
+        self._server = await asyncio.start_server(self._accept, host="0.0.0.0", port=0)
+        return tuple(host_addresses()), int(self._server.sockets[0].getsockname()[1])
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server = Socks5Server({self.expected})
+        try:
+            while not server.ready:
+                data = await asyncio.wait_for(reader.read(512), CONNECT_TIMEOUT)
+                if not data:
+                    raise Socks5Error("closed during handshake")
+                reply = server.receive_data(data)
+                if reply:
+                    writer.write(reply)
+                    await writer.drain()
+                if server.failed:
+                    raise Socks5Error("wrong dstaddr")
+        except (Socks5Error, TimeoutError, OSError) as exc:
+            log.info("transfer %s: refused a connection: %s", self.sid, exc)
+            writer.close()
+            return
+        if self.incoming is not None:
+            writer.close()  # one bytestream per session
+            return
+        self.incoming = (reader, writer)
+
+    async def connect(self, candidates: tuple[m.S5bCandidateInfo, ...],
+                      dstaddr: str) -> str | None:
+        """The cid of the first peer candidate that completes SOCKS5, by priority."""
+        for candidate in sorted(candidates, key=lambda c: -c.priority):
+            if candidate.type != "direct":
+                continue  # proxies (XEP-0065) are not offered by this version
+            try:
+                self.outgoing = await asyncio.wait_for(
+                    self._socks5_connect(candidate, dstaddr), CONNECT_TIMEOUT)
+                return candidate.cid
+            except (Socks5Error, TimeoutError, OSError) as exc:
+                log.info("transfer %s: candidate %s:%d failed: %s", self.sid, candidate.host,
+                         candidate.port, exc)
+        return None
+
+    async def _socks5_connect(self, candidate: m.S5bCandidateInfo, dstaddr: str) -> Connection:
+        reader, writer = await asyncio.open_connection(candidate.host, candidate.port)
+        client = Socks5Client(dstaddr)
+        writer.write(client.initial())
+        await writer.drain()
+        while not client.ready:
+            data = await reader.read(512)
+            if not data:
+                writer.close()
+                raise Socks5Error("closed during handshake")
+            out = client.receive_data(data)
+            if out:
+                writer.write(out)
+                await writer.drain()
+        if client.leftover:
+            reader.feed_data(client.leftover)  # never expected: the sender waits for nomination
+        return reader, writer
+
+    # --- data -------------------------------------------------------------------------
+
+    def use(self, ours: bool) -> None:
+        connection = self.incoming if ours else self.outgoing
+        if connection is None:
+            raise ConnectionError("the nominated connection does not exist")
+        self._task = asyncio.create_task(self._run(connection))
+
+    async def _run(self, connection: Connection) -> None:
+        reader, writer = connection
+        try:
+            digest = (await self._send_file(writer) if self.sending
+                      else await self._receive_file(reader))
+        except (OSError, ConnectionError, asyncio.IncompleteReadError) as exc:
+            log.warning("transfer %s broke after %d bytes: %s", self.sid, self.transferred, exc)
+            await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "connectivity-error"))
+            return
+        finally:
+            if self.sending:
+                writer.close()
+        await self._send(m.Process.SIGNALLING, m.TransferDone(self.sid, self.size, digest))
+
+    def _hash_prefix(self, path: Path, length: int) -> hashlib._Hash:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            remaining = length
+            while remaining > 0:
+                chunk = fh.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                digest.update(chunk)
+                remaining -= len(chunk)
+        return digest
+
+    async def _send_file(self, writer: asyncio.StreamWriter) -> str:
+        digest = self._hash_prefix(self.path, self.offset)
+        self.transferred = self.offset
+        last = 0.0
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            while chunk := fh.read(CHUNK):
+                writer.write(chunk)
+                digest.update(chunk)
+                self.transferred += len(chunk)
+                await writer.drain()
+                last = await self._progress(last)
+        await self._progress(0.0)
+        return digest.hexdigest()
+
+    async def _receive_file(self, reader: asyncio.StreamReader) -> str:
+        digest = self._hash_prefix(self.partial, self.offset)
+        self.transferred = self.offset
+        last = 0.0
+        with open(self.partial, "r+b") as fh:
+            fh.seek(self.offset)
+            fh.truncate()
+            while self.transferred < self.size:
+                chunk = await reader.read(min(CHUNK, self.size - self.transferred))
+                if not chunk:
+                    raise ConnectionError("the sender closed before the end")
+                fh.write(chunk)
+                digest.update(chunk)
+                self.transferred += len(chunk)
+                last = await self._progress(last)
+        await self._progress(0.0)
+        return digest.hexdigest()
+
+    async def _progress(self, last: float) -> float:
+        now = time.monotonic()
+        if now - last < PROGRESS_INTERVAL:
+            return last
+        await self._send(m.Process.SUPERVISOR, m.TransferProgressEvent(
+            time.time(), self.sid, self.transferred, self.size))
+        return now
+
+    # --- end ----------------------------------------------------------------------------
+
+    def commit(self, keep: bool) -> Path | None:
+        """Receiver: the verified file gets its final name; a bad one is removed."""
+        if self.sending:
+            return None
+        if not keep:
+            with contextlib.suppress(FileNotFoundError):
+                self.partial.unlink()
+            return None
+        final = self.path
+        if final.exists():
+            final = unique_path(final.parent, final.name)
+        os.replace(self.partial, final)
+        self.path = final
+        return final
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for connection in (self.incoming, self.outgoing):
+            if connection is not None:
+                connection[1].close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
