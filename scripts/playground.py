@@ -125,18 +125,29 @@ def run_scene(stay: bool) -> int:
         if not alice.sessions() and not bob.sessions():
             break
         time.sleep(0.1)
-    sample = DIR / "hello.txt"
-    sample.write_text("hello from alice\n")
-    print("scene: alice sends a file to bob", flush=True)
-    try:
-        fsid = alice.send_file("bob@localhost", str(sample))
-        print(f"scene: file offer {fsid} sent", flush=True)
-    except ControlFailed as exc:
-        print(f"scene: file transfer refused by the agent: {exc.code}: {exc.message}",
-              flush=True)
-    time.sleep(0.5)
+    sample = DIR / "hello.bin"
+    sample.write_bytes(os.urandom(2 * 1024 * 1024))
+    print("scene: alice sends a 2 MB file to bob", flush=True)
+    fsid = alice.send_file("bob@localhost", str(sample))
+    for _ in range(50):
+        if any(s["sid"] == fsid and s["state"] == "RECEIVEDINITIATE" for s in bob.sessions()):
+            break
+        time.sleep(0.1)
+    print("scene: bob accepts the file", flush=True)
+    bob.accept(fsid)
+    for _ in range(100):
+        if not bob.sessions() and not alice.sessions():
+            break
+        time.sleep(0.1)
+    received = DIR / "bob-downloads" / sample.name
+    same = received.exists() and received.read_bytes() == sample.read_bytes()
+    print(f"scene: bob has {received}: {'identical' if same else 'MISSING OR DIFFERENT'}",
+          flush=True)
+    time.sleep(0.3)
     stop.set()
     print("scene: done", flush=True)
+    if not same:
+        return 1
     if stay:
         print("scene: playground stays up; try: .venv/bin/jingle --agent "
               f"{config_path('alice')} status   (Ctrl-C to stop)", flush=True)
