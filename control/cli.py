@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from bus.config import ConfigError, load_config
-from control.client import AgentUnreachable, ControlClient, ControlFailed
+from control.client import AgentUnreachable, ControlClient, ControlFailed, EventWatcher
 
 TERMINAL = "DEINIT"
 
@@ -63,30 +64,42 @@ def _print(obj: Any) -> None:
     print(json.dumps(obj, sort_keys=True), flush=True)
 
 
-def _wait_end(client: ControlClient, sid: str, show_progress: bool) -> int:
-    last_state = ""
-    for event in client.events(("session.state", "transfer."), timeout=None):
-        if event.get("sid") != sid:
+def _bar(done: int, size: int, started: float) -> str:
+    elapsed = max(time.monotonic() - started, 1e-6)
+    rate = done / elapsed
+    pct = 100.0 * done / size if size else 100.0
+    eta = (size - done) / rate if rate > 0 else 0.0
+    filled = int(pct / 5)
+    return (f"\r[{'#' * filled}{'.' * (20 - filled)}] {pct:5.1f}% "
+            f"{done / 1e6:8.1f}/{size / 1e6:.1f} MB {rate / 1e6:6.1f} MB/s ETA {eta:4.0f} s")
+
+
+def _wait_end(watcher: EventWatcher, sid: str, show_progress: bool) -> int:
+    """Follow ``sid`` to DEINIT; 0 only if it ended well (and any file was verified)."""
+    started = time.monotonic()
+    verified: bool | None = None
+    while True:
+        event = watcher.poll(3600.0)
+        if event is None or event.get("sid") != sid:
             continue
-        if event["event"] == "transfer.progress" and show_progress:
-            size = event.get("size") or 0
-            done = event.get("bytes", 0)
-            pct = 100.0 * done / size if size else 0.0
-            print(f"\r{pct:5.1f}% {done}/{size} bytes", end="", file=sys.stderr, flush=True)
-        elif event["event"] == "transfer.complete":
+        name = event["event"]
+        if name == "transfer.progress" and show_progress:
+            print(_bar(event.get("bytes", 0), event.get("size") or 0, started), end="",
+                  file=sys.stderr, flush=True)
+        elif name == "transfer.complete":
+            if show_progress:
+                print(file=sys.stderr)
             _print(event)
-            if not event.get("verified"):
+            verified = bool(event.get("verified"))
+        elif name == "session.state" and event["state"] == TERMINAL:
+            reason = event.get("reason") or ""
+            if verified is False:
                 print("jingle: transfer finished but the hash did not match", file=sys.stderr)
                 return 1
-        elif event["event"] == "session.state":
-            last_state = event["state"]
-            if last_state == TERMINAL:
-                reason = event.get("reason") or ""
-                ok = reason in ("success", "")
-                if not ok:
-                    print(f"jingle: session ended: {reason}", file=sys.stderr)
-                return 0 if ok else 1
-    return 1
+            if reason not in ("success", ""):
+                print(f"jingle: session ended: {reason}", file=sys.stderr)
+                return 1
+            return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         with ControlClient(commands, events) as client:
-            return _run(client, args)
+            return _run(client, args, events)
     except ControlFailed as exc:
         print(f"jingle: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
@@ -109,22 +122,27 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _run(client: ControlClient, args: argparse.Namespace) -> int:
+def _run(client: ControlClient, args: argparse.Namespace, events: str) -> int:
     cmd = args.command
     if cmd == "status":
         _print(client.status())
     elif cmd == "sessions":
         _print(client.sessions())
-    elif cmd == "call":
-        sid = client.call(args.jid)
-        _print({"sid": sid})
-        if args.wait:
-            return _wait_end(client, sid, show_progress=False)
-    elif cmd == "send":
-        sid = client.send_file(args.jid, args.path, args.name, args.description)
-        _print({"sid": sid})
-        if not args.no_wait:
-            return _wait_end(client, sid, show_progress=sys.stderr.isatty())
+    elif cmd in ("call", "send"):
+        # Subscribe first, so not even a fast ending is missed.
+        watcher = EventWatcher(events, ("session.state", "transfer."))
+        try:
+            if cmd == "call":
+                sid = client.call(args.jid)
+                wait, progress = args.wait, False
+            else:
+                sid = client.send_file(args.jid, args.path, args.name, args.description)
+                wait, progress = not args.no_wait, sys.stderr.isatty()
+            _print({"sid": sid})
+            if wait:
+                return _wait_end(watcher, sid, progress)
+        finally:
+            watcher.close()
     elif cmd == "accept":
         client.accept(args.sid, args.dir)
     elif cmd == "reject":

@@ -98,3 +98,33 @@ def test_send_to_offline_contact_is_not_found(file_pair, folder):
     with pytest.raises(ControlFailed) as info:
         alice.client.send_file("carol@localhost", str(source))
     assert info.value.code == "not-found"
+
+
+def test_cli_send_waits_and_exits_zero_when_verified(file_pair, folder):
+    """`jingle send` follows the transfer to its end (auto-accept on bob's side)."""
+    import subprocess
+    import sys
+    import threading
+
+    alice, bob = file_pair
+    source = folder / "cli.bin"
+    source.write_bytes(os.urandom(512 * 1024))
+
+    def accept_when_offered():
+        offer = bob.watch.wait_for(15, event="session.state", state="RECEIVEDINITIATE",
+                                   kind="file")
+        bob.client.accept(offer["sid"])
+
+    helper = threading.Thread(target=accept_when_offered)
+    helper.start()
+    proc = subprocess.run([sys.executable, "-m", "control.cli", "--agent", str(alice.config),
+                           "send", bob.bare, str(source)], capture_output=True, text=True,
+                          timeout=60)
+    helper.join()
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert '"sid"' in lines[0] and '"verified": true' in lines[-1]
+    missing = subprocess.run([sys.executable, "-m", "control.cli", "--agent",
+                              str(alice.config), "send", bob.bare, str(folder / "nope")],
+                             capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 1 and missing.stderr.startswith("jingle: bad-request")
