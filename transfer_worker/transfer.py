@@ -26,7 +26,7 @@ from transfer_worker.socks5 import Socks5Client, Socks5Error, Socks5Server
 
 log = logging.getLogger(__name__)
 
-CHUNK = 256 * 1024
+CHUNK = 1024 * 1024  # memory per transfer stays ~1 MiB whatever the file size
 CONNECT_TIMEOUT = 5.0
 PROGRESS_INTERVAL = 0.1  # CONTROL.md: at most ~10 transfer.progress a second
 

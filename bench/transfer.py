@@ -1,0 +1,125 @@
+"""File transfer: SOCKS5 direct throughput against a raw loopback TCP copy of the same
+file in the same run, and the transfer worker's peak RSS against file size.
+
+    .venv/bin/python -m bench.transfer [MB]        (default 200)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.lab import lab, start
+from scripts.agents import make_ready
+
+CHUNK = 256 * 1024
+
+
+async def raw_tcp_copy(source: Path, target: Path) -> float:
+    """Seconds to copy ``source`` to ``target`` over one loopback TCP connection."""
+    done = asyncio.Event()
+
+    async def receive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with open(target, "wb") as fh:
+            while chunk := await reader.read(CHUNK):
+                fh.write(chunk)
+        writer.close()
+        done.set()
+
+    server = await asyncio.start_server(receive, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    started = time.perf_counter()
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    with open(source, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            writer.write(chunk)
+            await writer.drain()
+    writer.close()
+    await done.wait()
+    elapsed = time.perf_counter() - started
+    server.close()
+    return elapsed
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_rss_mb(pid: int, stop: threading.Event, out: list[float]) -> None:
+    peak = 0.0
+    while not stop.is_set():
+        try:
+            peak = max(peak, rss_mb(pid))
+        except OSError:
+            break
+        time.sleep(0.02)
+    out.append(peak)
+
+
+def s5b_transfers(server, folder: Path, source: Path, runs: int) -> tuple[list[float], float,
+                                                                         float]:
+    """Seconds from accept to verified completion for ``runs`` transfers (after one
+    warm-up), and the receiving worker's RSS before and at its peak (MB)."""
+    alice = start(server, folder, "alice")
+    bob = start(server, folder, "bob", f'[transfer]\ndownload_dir = "{folder}/dl"\n')
+    make_ready(alice, bob)
+    worker = bob.client.status()["workers"]["transfer"]["pid"]
+    before = rss_mb(worker)
+    stop, peaks = threading.Event(), []
+    watcher = threading.Thread(target=peak_rss_mb, args=(worker, stop, peaks))
+    watcher.start()
+    times = []
+    for _ in range(runs + 1):
+        sid = alice.client.send_file(bob.bare, str(source))
+        bob.state(sid, "RECEIVEDINITIATE")
+        started = time.perf_counter()
+        bob.client.accept(sid)
+        done = bob.watch.wait_for(600, event="transfer.complete", sid=sid)
+        times.append(time.perf_counter() - started)
+        assert done["verified"], done
+        bob.state(sid, "DEINIT")
+        os.unlink(done["path"])
+    stop.set()
+    watcher.join()
+    alice.stop()
+    bob.stop()
+    return times[1:], before, peaks[0]
+
+
+def main() -> None:
+    megabytes = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    runs = 3
+    with lab() as (server, folder):
+        work = Path(tempfile.mkdtemp(prefix="pj-xfer-", dir=folder))
+        source = work / "payload.bin"
+        with open(source, "wb") as fh:
+            for _ in range(megabytes):
+                fh.write(os.urandom(1 << 20))
+        raws = []
+        for _ in range(runs + 1):  # the first is a warm-up, as for SOCKS5 below
+            raws.append(asyncio.run(raw_tcp_copy(source, work / "raw-copy.bin")))
+            os.unlink(work / "raw-copy.bin")
+        s5bs, rss_before, rss_peak = s5b_transfers(server, folder, source, runs)
+    size = megabytes * 1024 * 1024
+    raw, s5b = statistics.median(raws[1:]), statistics.median(s5bs)
+    print(f"transfer: {megabytes} MB, median of {runs}: raw loopback TCP copy "
+          f"{size / raw / 1e6:.0f} MB/s ({raw:.2f} s); SOCKS5 direct, accept -> verified "
+          f"(both ends hashing), {size / s5b / 1e6:.0f} MB/s ({s5b:.2f} s); ratio "
+          f"{raw / s5b:.2f} (target >= 0.9)")
+    print(f"transfer: receiving worker RSS {rss_before:.0f} MB before, peak "
+          f"{rss_peak:.0f} MB over {runs + 1} transfers of {megabytes} MB "
+          "(flat = no growth with size)")
+
+
+if __name__ == "__main__":
+    main()
