@@ -409,6 +409,7 @@ class ConnectCandidates(Message):
     sid: str
     candidates: tuple[S5bCandidateInfo, ...]
     dstaddr: str
+    own_proxy: bool = False  # connect to our own proxy candidate, to activate it
 
 
 @dataclass(frozen=True)
@@ -417,14 +418,17 @@ class CandidateResult(Message):
 
     sid: str
     cid: str | None
+    own_proxy: bool = False
 
 
 @dataclass(frozen=True)
 class UseConnection(Message):
-    """The nominated pair (XEP-0260 §2.4): ours = the connection the peer made to us."""
+    """The nominated pair (XEP-0260 §2.4): ours = the connection the peer made to us;
+    via_own_proxy = our own connection to the proxy we offered (after activation)."""
 
     sid: str
     ours: bool
+    via_own_proxy: bool = False
 
 
 @dataclass(frozen=True)

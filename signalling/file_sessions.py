@@ -15,9 +15,10 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from bus import messages as m
 from bus.config import AgentConfig
@@ -45,6 +46,9 @@ class Host(Protocol):
 
     def post(self, process: m.Process, message: m.Message) -> None: ...
     def flush(self) -> None: ...
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
+    async def find_proxy(self) -> tuple[str, str, int] | None: ...
+    async def activate_proxy(self, proxy: str, sid: str, target: str) -> None: ...
     def end(self, session: Session, reason: Reason, text: str) -> None: ...
     async def ask(self, worker: m.Process, message: m.Message, answer: type[m.Message],
                   sid: str) -> m.Message: ...
@@ -62,17 +66,27 @@ class FileState:
     we_used: object = _UNKNOWN  # S5bCandidate | None once known
     they_used: object = _UNKNOWN
     nominated: bool = False
+    waiting_activation: str | None = None  # cid of the peer's proxy we wait to see activated
     path: str | None = None
     local_sha256: str | None = None
     peer_sha256: str | None = None
     completed: bool = False
 
 
-def _candidates(hosts: tuple[str, ...], port: int, jid: str) -> dict[str, s5b.S5bCandidate]:
+def _candidates(hosts: tuple[str, ...], port: int, jid: str,
+                proxy: tuple[str, str, int] | None,
+                relay_only: bool) -> dict[str, s5b.S5bCandidate]:
+    """Our direct candidates (unless relay-only) and the server's proxy, if it has one."""
     out = {}
-    for i, host in enumerate(hosts):
+    if not relay_only:
+        for i, host in enumerate(hosts):
+            cid = secrets.token_hex(4)
+            out[cid] = s5b.S5bCandidate(cid, host, jid, port, s5b.priority("direct", 255 - i))
+    if proxy is not None:
         cid = secrets.token_hex(4)
-        out[cid] = s5b.S5bCandidate(cid, host, jid, port, s5b.priority("direct", 255 - i))
+        proxy_jid, proxy_host, proxy_port = proxy
+        out[cid] = s5b.S5bCandidate(cid, proxy_host, proxy_jid, proxy_port,
+                                    s5b.priority("proxy"), "proxy")
     return out
 
 
@@ -109,7 +123,8 @@ class FileSessions:
                            media_type=mimetypes.guess_type(shown)[0] or
                            "application/octet-stream",
                            date=mtime.strftime("%Y-%m-%dT%H:%M:%SZ"), desc=description)
-        ours = _candidates(answer.hosts, answer.port, session.local)
+        ours = _candidates(answer.hosts, answer.port, session.local,
+                           await self.host.find_proxy(), self.host.config.policy.relay_only)
         content = Content(Role.INITIATOR, "file", ft.FileDescription(info),
                           s5b.S5bTransport(s5b_sid, tuple(ours.values()), expected),
                           Senders.INITIATOR)
@@ -163,7 +178,9 @@ class FileSessions:
             m.TransferPrepared, session.sid)
         assert isinstance(answer, m.TransferPrepared)
         state.path = answer.path
-        state.ours = _candidates(answer.hosts, answer.port, session.local)
+        state.ours = _candidates(answer.hosts, answer.port, session.local,
+                                 await self.host.find_proxy(),
+                                 self.host.config.policy.relay_only)
         offer = state.content
         content = Content(offer.creator, offer.name, offer.description,
                           s5b.S5bTransport(state.s5b_sid, tuple(state.ours.values()), expected),
@@ -180,14 +197,20 @@ class FileSessions:
     def _connect(self, session: Session, state: FileState,
                  candidates: tuple[s5b.S5bCandidate, ...]) -> None:
         state.theirs = candidates
+        if self.host.config.policy.relay_only:
+            # Dialling the peer's own addresses would reveal ours: proxies only.
+            candidates = tuple(c for c in candidates if c.type == "proxy")
         self.host.post(m.Process.TRANSFER, m.ConnectCandidates(
             session.sid, tuple(_to_bus(c) for c in candidates),
             s5b.dstaddr(state.s5b_sid, session.peer, session.local)))
 
-    def candidate_result(self, session: Session, cid: str | None) -> None:
+    def candidate_result(self, session: Session, cid: str | None, own_proxy: bool) -> None:
         """The worker tried the peer's candidates: tell the peer (§2.3)."""
         state = self.files.get(session.sid)
         if state is None:
+            return
+        if own_proxy:
+            self.host.spawn(self._activate(session, state, cid))
             return
         state.we_used = next((c for c in state.theirs if c.cid == cid), None)
         info = s5b.S5bInfo.CANDIDATE_USED if cid else s5b.S5bInfo.CANDIDATE_ERROR
@@ -211,6 +234,14 @@ class FileSessions:
             state.they_used = state.ours.get(transport.info_cid or "")
         elif transport.info is s5b.S5bInfo.CANDIDATE_ERROR:
             state.they_used = None
+        elif transport.info is s5b.S5bInfo.ACTIVATED and state.waiting_activation:
+            # §2.5: the peer activated its proxy; our connection to it now carries data.
+            state.waiting_activation = None
+            self._use(session, ours=False, via_own_proxy=False, remote="proxy")
+            return
+        elif transport.info is s5b.S5bInfo.PROXY_ERROR:
+            self.host.end(session, Reason.FAILED_TRANSPORT, "the peer's proxy failed")
+            return
         self._maybe_nominate(session, state)
 
     def _maybe_nominate(self, session: Session, state: FileState) -> None:
@@ -226,9 +257,48 @@ class FileSessions:
             self.host.end(session, Reason.FAILED_TRANSPORT, "no SOCKS5 candidate worked")
             return
         state.nominated = True
+        chosen = (state.ours.get(choice.cid) if choice.offered_by_us
+                  else next((c for c in state.theirs if c.cid == choice.cid), None))
+        if chosen is not None and chosen.type == "proxy":
+            if choice.offered_by_us:
+                # §2.5: we offered the proxy, so we connect to it too and activate it.
+                self.host.post(m.Process.TRANSFER, m.ConnectCandidates(
+                    session.sid, (_to_bus(chosen),),
+                    s5b.dstaddr(state.s5b_sid, session.local, session.peer), own_proxy=True))
+            else:
+                state.waiting_activation = chosen.cid
+            return
+        self._use(session, choice.offered_by_us, False, "direct")
+
+    def _use(self, session: Session, ours: bool, via_own_proxy: bool, remote: str) -> None:
+        local = "proxy" if remote == "proxy" else "direct"
         self.host.post(m.Process.SUPERVISOR, m.TransportStateEvent(
-            time.time(), session.sid, m.TransportState.CONNECTED, "s5b", "direct", "direct"))
-        self.host.post(m.Process.TRANSFER, m.UseConnection(session.sid, choice.offered_by_us))
+            time.time(), session.sid, m.TransportState.CONNECTED, "s5b", local, remote))
+        self.host.post(m.Process.TRANSFER, m.UseConnection(session.sid, ours, via_own_proxy))
+
+    async def _activate(self, session: Session, state: FileState, cid: str | None) -> None:
+        """Our proxy was nominated and our worker reached it: activate, then say so."""
+        proxy = state.ours.get(cid or "")
+        info = s5b.S5bInfo.PROXY_ERROR
+        if proxy is not None:
+            try:
+                await self.host.activate_proxy(proxy.jid, state.s5b_sid, session.peer)
+                info = s5b.S5bInfo.ACTIVATED
+            except Exception as exc:  # an IQ error or timeout from the proxy
+                log.warning("transfer %s: proxy activation failed: %s", session.sid, exc)
+        transport = s5b.S5bTransport(state.s5b_sid, info=info,
+                                     info_cid=cid if info is s5b.S5bInfo.ACTIVATED else None)
+        try:
+            session.send_transport_info(
+                (Content(state.content.creator, state.content.name, None, transport),),
+                time.monotonic())
+        except UsageError:
+            return
+        self.host.flush()
+        if info is s5b.S5bInfo.ACTIVATED:
+            self._use(session, ours=True, via_own_proxy=True, remote="proxy")
+        else:
+            self.host.end(session, Reason.FAILED_TRANSPORT, "could not activate our proxy")
 
     # --- the end (XEP-0234 §7) --------------------------------------------------------
 

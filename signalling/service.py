@@ -14,7 +14,9 @@ import os
 import secrets
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from bus import messages as m
 from bus.config import AgentConfig
@@ -85,6 +87,8 @@ class Signalling:
         self._waiting: dict[tuple[type[m.Message], str], asyncio.Future[m.Message]] = {}
         self._preparing: dict[str, asyncio.Task[m.Message]] = {}
         self.files = FileSessions(self)
+        self._proxy: tuple[str, str, int] | None = None
+        self._proxy_known = False
 
     # --- process lifecycle (bus.service.Service) -------------------------------------
 
@@ -124,7 +128,7 @@ class Signalling:
             if session is None:
                 return
             if isinstance(message, m.CandidateResult):
-                self.files.candidate_result(session, message.cid)
+                self.files.candidate_result(session, message.cid, message.own_proxy)
             elif isinstance(message, m.TransferDone):
                 self.files.transfer_done(session, message.sha256)
             else:
@@ -140,6 +144,7 @@ class Signalling:
     # --- stream listener (signalling.xmpp.client.StreamListener) ------------------------
 
     def on_connected(self, jid: str, encrypted: bool) -> None:
+        self._proxy_known = False  # another server, perhaps another proxy
         self.local_jid = jid
         self.manager.local = jid
         log.info("connected as %s (%s)", jid, "TLS" if encrypted else "no TLS")
@@ -520,6 +525,19 @@ class Signalling:
         except TimeoutError:
             self._waiting.pop((answer, sid), None)
             raise CommandError(cp.UNAVAILABLE, f"the {worker} worker did not answer") from None
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._bg.spawn(coro)
+
+    async def find_proxy(self) -> tuple[str, str, int] | None:
+        """The server's XEP-0065 proxy, looked up once per connection."""
+        if not self._proxy_known:
+            self._proxy = await self.xmpp.find_proxy()
+            self._proxy_known = True
+        return self._proxy
+
+    async def activate_proxy(self, proxy: str, sid: str, target: str) -> None:
+        await self.xmpp.activate_proxy(proxy, sid, target)
 
     def post(self, process: m.Process, message: m.Message) -> None:
         """Send on the bus, in order with everything else this process posts."""

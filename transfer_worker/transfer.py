@@ -58,6 +58,7 @@ class Transfer:
             self.partial.touch(exist_ok=False)  # claim the name now
         self.incoming: Connection | None = None
         self.outgoing: Connection | None = None
+        self.own_proxy: Connection | None = None
         self._server: asyncio.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.transferred = 0
@@ -92,15 +93,18 @@ class Transfer:
             return
         self.incoming = (reader, writer)
 
-    async def connect(self, candidates: tuple[m.S5bCandidateInfo, ...],
-                      dstaddr: str) -> str | None:
-        """The cid of the first peer candidate that completes SOCKS5, by priority."""
+    async def connect(self, candidates: tuple[m.S5bCandidateInfo, ...], dstaddr: str,
+                      own_proxy: bool = False) -> str | None:
+        """The cid of the first candidate that completes SOCKS5, by priority
+        (direct hosts and XEP-0065 proxies alike: both speak SOCKS5)."""
         for candidate in sorted(candidates, key=lambda c: -c.priority):
-            if candidate.type != "direct":
-                continue  # proxies (XEP-0065) are not offered by this version
             try:
-                self.outgoing = await asyncio.wait_for(
+                connection = await asyncio.wait_for(
                     self._socks5_connect(candidate, dstaddr), CONNECT_TIMEOUT)
+                if own_proxy:
+                    self.own_proxy = connection
+                else:
+                    self.outgoing = connection
                 return candidate.cid
             except (Socks5Error, TimeoutError, OSError) as exc:
                 log.info("transfer %s: candidate %s:%d failed: %s", self.sid, candidate.host,
@@ -127,8 +131,9 @@ class Transfer:
 
     # --- data -------------------------------------------------------------------------
 
-    def use(self, ours: bool) -> None:
-        connection = self.incoming if ours else self.outgoing
+    def use(self, ours: bool, via_own_proxy: bool = False) -> None:
+        connection = self.own_proxy if via_own_proxy else (
+            self.incoming if ours else self.outgoing)
         if connection is None:
             raise ConnectionError("the nominated connection does not exist")
         self._task = asyncio.create_task(self._run(connection))
@@ -224,7 +229,7 @@ class Transfer:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for connection in (self.incoming, self.outgoing):
+        for connection in (self.incoming, self.outgoing, self.own_proxy):
             if connection is not None:
                 connection[1].close()
         if self._server is not None:

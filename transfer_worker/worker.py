@@ -46,7 +46,7 @@ class TransferWorker:
             transfer = self.transfers.get(message.sid)
             if transfer is not None:
                 try:
-                    transfer.use(message.ours)
+                    transfer.use(message.ours, message.via_own_proxy)
                 except ConnectionError as exc:
                     await self._send(source, m.WorkerFailed(message.sid, "failed-transport"))
                     log.warning("transfer %s: %s", message.sid, exc)
@@ -78,8 +78,8 @@ class TransferWorker:
 
     async def _connect(self, source: m.Process, transfer: Transfer,
                        message: m.ConnectCandidates) -> None:
-        cid = await transfer.connect(message.candidates, message.dstaddr)
-        await self._send(source, m.CandidateResult(message.sid, cid))
+        cid = await transfer.connect(message.candidates, message.dstaddr, message.own_proxy)
+        await self._send(source, m.CandidateResult(message.sid, cid, message.own_proxy))
 
     async def _close_all(self, reason: str) -> None:
         transfers, self.transfers = list(self.transfers.values()), {}

@@ -31,6 +31,7 @@ from signalling.jingle.stanzas import build_error, build_jingle, parse_error
 log = logging.getLogger(__name__)
 
 RECONNECT_MAX = 30.0
+BYTESTREAMS = "http://jabber.org/protocol/bytestreams"  # XEP-0065
 
 
 class StreamListener(Protocol):
@@ -187,6 +188,39 @@ class XmppClient(slixmpp.ClientXMPP):
             found.append(OnlineResource(full, int(info.get("priority") or 0),
                                         str(info.get("show") or ""), features))
         return found
+
+    async def find_proxy(self) -> tuple[str, str, int] | None:
+        """The server's XEP-0065 proxy: (jid, host, port) of its streamhost, or None."""
+        disco = self.plugin["xep_0030"]
+        try:
+            items = await disco.get_items(jid=slixmpp.JID(self.boundjid.domain), timeout=5)
+        except (IqError, IqTimeout):
+            return None
+        for item in items["disco_items"]["items"]:
+            jid = item[0]
+            try:
+                info = await disco.get_info(jid=slixmpp.JID(jid), timeout=5)
+            except (IqError, IqTimeout):
+                continue
+            identities = {(i[0], i[1]) for i in info["disco_info"]["identities"]}
+            if ("proxy", "bytestreams") not in identities:
+                continue
+            iq = self.make_iq_get(queryxmlns=BYTESTREAMS, ito=jid)
+            try:
+                reply = await iq.send(timeout=5)
+            except (IqError, IqTimeout):
+                continue
+            host = reply.xml.find(f"{{{BYTESTREAMS}}}query/{{{BYTESTREAMS}}}streamhost")
+            if host is not None and host.get("host") and (host.get("port") or "").isdigit():
+                return host.get("jid", jid), host.get("host", ""), int(host.get("port", "0"))
+        return None
+
+    async def activate_proxy(self, proxy: str, sid: str, target: str) -> None:
+        """XEP-0065 §6.3.4: ask the proxy to join our connection with the target's."""
+        iq = self.make_iq_set(ito=proxy)
+        query = ET.SubElement(iq.xml, f"{{{BYTESTREAMS}}}query", {"sid": sid})
+        ET.SubElement(query, f"{{{BYTESTREAMS}}}activate").text = target
+        await iq.send(timeout=10)
 
     def in_roster(self, bare: str) -> bool:
         if bare not in self.client_roster:

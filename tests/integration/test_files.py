@@ -128,3 +128,27 @@ def test_cli_send_waits_and_exits_zero_when_verified(file_pair, folder):
                               str(alice.config), "send", bob.bare, str(folder / "nope")],
                              capture_output=True, text=True, timeout=30)
     assert missing.returncode == 1 and missing.stderr.startswith("jingle: bad-request")
+
+
+def test_relay_only_goes_through_the_servers_proxy(start_agent, folder):
+    """policy.relay_only: no direct candidate is offered or dialled; the bytes go
+    through Prosody's mod_proxy65 (XEP-0065), activated by its owner."""
+    from scripts.agents import make_ready
+
+    relay = '[policy]\nrelay_only = true\n'
+    alice = start_agent("alice", extra=relay)
+    bob = start_agent("bob", extra=relay + f'[transfer]\ndownload_dir = "{folder}/dl"\n')
+    make_ready(alice, bob)
+    source = folder / "via-proxy.bin"
+    source.write_bytes(os.urandom(20 * 1024 * 1024))
+    sid = alice.client.send_file(bob.bare, str(source))
+    bob.state(sid, "RECEIVEDINITIATE")
+    bob.client.accept(sid)
+    for agent in (alice, bob):
+        connected = agent.watch.wait_for(15, event="transport.state", sid=sid,
+                                         state="connected")
+        assert connected["method"] == "s5b" and "proxy" in (connected["local"],
+                                                             connected["remote"])
+    done = bob.watch.wait_for(60, event="transfer.complete", sid=sid)
+    assert done["verified"] is True and sha256(done["path"]) == sha256(source)
+    alice.state(sid, "DEINIT")
