@@ -26,7 +26,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "control": frozenset({"commands", "events"}),
     "bus": frozenset({"endpoint", "heartbeat_interval", "heartbeat_timeout", "spawn"}),
     "audio": frozenset({"input", "output"}),
-    "transfer": frozenset({"download_dir"}),
+    "transfer": frozenset({"download_dir", "max_rate"}),
     "policy": frozenset({"auto_accept_calls", "auto_accept_files", "reveal_ip_before_accept",
                          "relay_only"}),
     "jingle": frozenset({"ring_timeout", "iq_timeout"}),
@@ -75,6 +75,7 @@ class AudioConfig:
 @dataclass(frozen=True)
 class TransferConfig:
     download_dir: str
+    max_rate: int  # bytes per second a transfer may send; 0 = unlimited
 
 
 @dataclass(frozen=True)
@@ -327,7 +328,8 @@ def load_config(path: str | os.PathLike[str] | None,
     transfer = TransferConfig(
         download_dir=os.path.expanduser(
             r.text("transfer", "download_dir", "~/Downloads/pyjingle")
-        )
+        ),
+        max_rate=r.integer("transfer", "max_rate", 0, 0, 1 << 40),
     )
     policy = PolicyConfig(
         auto_accept_calls=r.text("policy", "auto_accept_calls", "none", choices=ACCEPT_POLICIES),

@@ -390,6 +390,9 @@ class PrepareTransfer(Message):
     expected_dstaddr: str
     name: str | None = None
     offset: int = 0
+    peer: str = ""  # receiving: the sender's bare JID, to find a partial to resume
+    date: str | None = None  # receiving: the offered file's date, idem
+    max_rate: int = 0  # sending: bytes per second, 0 = as fast as possible
 
 
 @dataclass(frozen=True)
@@ -400,6 +403,7 @@ class TransferPrepared(Message):
     hosts: tuple[str, ...] = ()
     port: int = 0
     path: str | None = None  # receiving: the final path chosen
+    offset: int = 0  # receiving: bytes already there from an interrupted transfer
 
 
 @dataclass(frozen=True)
@@ -429,6 +433,7 @@ class UseConnection(Message):
     sid: str
     ours: bool
     via_own_proxy: bool = False
+    offset: int = 0  # sending: start here (the receiver's XEP-0234 range)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ needs to finish (the peer's hash, ours, the ``received`` confirmation).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import mimetypes
 import os
@@ -28,6 +29,7 @@ from signalling.jingle import file_transfer as ft
 from signalling.jingle import namespaces as ns
 from signalling.jingle import s5b
 from signalling.jingle.errors import UsageError
+from signalling.jingle.manager import bare
 from signalling.jingle.session import Session
 from signalling.jingle.stanzas import Content
 from signalling.jingle.states import Reason, Role, Senders, SessionState
@@ -67,6 +69,7 @@ class FileState:
     they_used: object = _UNKNOWN
     nominated: bool = False
     waiting_activation: str | None = None  # cid of the peer's proxy we wait to see activated
+    offset: int = 0  # where the bytes start (XEP-0234 §6.1 range), for a resumed file
     path: str | None = None
     local_sha256: str | None = None
     peer_sha256: str | None = None
@@ -114,7 +117,8 @@ class FileSessions:
         expected = s5b.dstaddr(s5b_sid, session.local, session.peer)
         answer = await self.host.ask(
             m.Process.TRANSFER,
-            m.PrepareTransfer(session.sid, True, path, size, expected),
+            m.PrepareTransfer(session.sid, True, path, size, expected,
+                              max_rate=self.host.config.transfer.max_rate),
             m.TransferPrepared, session.sid)
         assert isinstance(answer, m.TransferPrepared)
         shown = name or os.path.basename(path)
@@ -142,6 +146,11 @@ class FileSessions:
         if transport is None:
             self.host.end(session, Reason.UNSUPPORTED_TRANSPORTS, "no SOCKS5 transport")
             return
+        desc = next((c.description for c in contents
+                     if isinstance(c.description, ft.FileDescription)), None)
+        if desc is not None and desc.file.range is not None:
+            # The receiver has the start already (§6.1): send from there.
+            state.offset = min(max(desc.file.range.offset, 0), state.size)
         self._connect(session, state, transport.candidates)
 
     # --- receiver -------------------------------------------------------------------
@@ -174,15 +183,24 @@ class FileSessions:
         answer = await self.host.ask(
             m.Process.TRANSFER,
             m.PrepareTransfer(session.sid, False, folder, state.size, expected,
-                              name=state.name),
+                              name=state.name, peer=bare(session.peer),
+                              date=self._offered(state).date),
             m.TransferPrepared, session.sid)
         assert isinstance(answer, m.TransferPrepared)
         state.path = answer.path
+        state.offset = answer.offset
         state.ours = _candidates(answer.hosts, answer.port, session.local,
                                  await self.host.find_proxy(),
                                  self.host.config.policy.relay_only)
         offer = state.content
-        content = Content(offer.creator, offer.name, offer.description,
+        description = offer.description
+        if state.offset:
+            # §6.1: ask only for what we lack; the sender still hashes the whole file.
+            file = dataclasses.replace(self._offered(state), range=ft.Range(state.offset))
+            description = ft.FileDescription(file)
+            log.info("transfer %s resumes at byte %d of %d", session.sid, state.offset,
+                     state.size)
+        content = Content(offer.creator, offer.name, description,
                           s5b.S5bTransport(state.s5b_sid, tuple(state.ours.values()), expected),
                           offer.senders)
         try:
@@ -272,9 +290,18 @@ class FileSessions:
 
     def _use(self, session: Session, ours: bool, via_own_proxy: bool, remote: str) -> None:
         local = "proxy" if remote == "proxy" else "direct"
+        state = self.files.get(session.sid)
+        offset = state.offset if state is not None and state.sending else 0
         self.host.post(m.Process.SUPERVISOR, m.TransportStateEvent(
             time.time(), session.sid, m.TransportState.CONNECTED, "s5b", local, remote))
-        self.host.post(m.Process.TRANSFER, m.UseConnection(session.sid, ours, via_own_proxy))
+        self.host.post(m.Process.TRANSFER, m.UseConnection(session.sid, ours, via_own_proxy,
+                                                           offset))
+
+    @staticmethod
+    def _offered(state: FileState) -> ft.FileInfo:
+        desc = state.content.description
+        assert isinstance(desc, ft.FileDescription)
+        return desc.file
 
     async def _activate(self, session: Session, state: FileState, cid: str | None) -> None:
         """Our proxy was nominated and our worker reached it: activate, then say so."""

@@ -21,6 +21,7 @@ from pathlib import Path
 import aioice.ice
 
 from bus import messages as m
+from transfer_worker import partials
 from transfer_worker.names import PARTIAL_SUFFIX, sanitize, unique_path
 from transfer_worker.socks5 import Socks5Client, Socks5Error, Socks5Server
 
@@ -46,6 +47,7 @@ class Transfer:
         self.size = prepare.size
         self.offset = prepare.offset
         self.expected = prepare.expected_dstaddr
+        self.max_rate = prepare.max_rate
         self._send = send
         if self.sending:
             self.path = Path(prepare.path)
@@ -53,9 +55,17 @@ class Transfer:
         else:
             folder = Path(prepare.path)
             folder.mkdir(parents=True, exist_ok=True)
-            self.path = unique_path(folder, sanitize(prepare.name))
-            self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
-            self.partial.touch(exist_ok=False)  # claim the name now
+            offer = partials.Offer(prepare.peer, prepare.name or "", prepare.size, prepare.date)
+            found = partials.find(folder, offer)
+            if found is not None:
+                # An earlier transfer of this very offer stopped half-way: go on from there.
+                self.partial, self.offset = found
+                self.path = self.partial.with_name(self.partial.name[:-len(PARTIAL_SUFFIX)])
+            else:
+                self.path = unique_path(folder, sanitize(prepare.name))
+                self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+                self.partial.touch(exist_ok=False)  # claim the name now
+                partials.remember(folder, self.partial, offer)
         self.incoming: Connection | None = None
         self.outgoing: Connection | None = None
         self.own_proxy: Connection | None = None
@@ -131,7 +141,9 @@ class Transfer:
 
     # --- data -------------------------------------------------------------------------
 
-    def use(self, ours: bool, via_own_proxy: bool = False) -> None:
+    def use(self, ours: bool, via_own_proxy: bool = False, offset: int = 0) -> None:
+        if self.sending:
+            self.offset = offset
         connection = self.own_proxy if via_own_proxy else (
             self.incoming if ours else self.outgoing)
         if connection is None:
@@ -170,12 +182,18 @@ class Transfer:
         last = 0.0
         with open(self.path, "rb") as fh:
             fh.seek(self.offset)
+            started, base = time.monotonic(), self.transferred
             while chunk := fh.read(CHUNK):
                 writer.write(chunk)
                 digest.update(chunk)
                 self.transferred += len(chunk)
                 await writer.drain()
                 last = await self._progress(last)
+                if self.max_rate:
+                    ahead = (self.transferred - base) / self.max_rate - (
+                        time.monotonic() - started)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
         await self._progress(0.0)
         return digest.hexdigest()
 
@@ -211,6 +229,7 @@ class Transfer:
         """Receiver: the verified file gets its final name; a bad one is removed."""
         if self.sending:
             return None
+        partials.forget(self.partial.parent, self.partial)
         if not keep:
             with contextlib.suppress(FileNotFoundError):
                 self.partial.unlink()

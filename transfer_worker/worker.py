@@ -46,7 +46,7 @@ class TransferWorker:
             transfer = self.transfers.get(message.sid)
             if transfer is not None:
                 try:
-                    transfer.use(message.ours, message.via_own_proxy)
+                    transfer.use(message.ours, message.via_own_proxy, message.offset)
                 except ConnectionError as exc:
                     await self._send(source, m.WorkerFailed(message.sid, "failed-transport"))
                     log.warning("transfer %s: %s", message.sid, exc)
@@ -74,7 +74,8 @@ class TransferWorker:
             return
         self.transfers[message.sid] = transfer
         path = None if message.sending else str(transfer.path)
-        await self._send(source, m.TransferPrepared(message.sid, hosts, port, path))
+        await self._send(source, m.TransferPrepared(message.sid, hosts, port, path,
+                                                    0 if message.sending else transfer.offset))
 
     async def _connect(self, source: m.Process, transfer: Transfer,
                        message: m.ConnectCandidates) -> None:

@@ -152,3 +152,45 @@ def test_relay_only_goes_through_the_servers_proxy(start_agent, folder):
     done = bob.watch.wait_for(60, event="transfer.complete", sid=sid)
     assert done["verified"] is True and sha256(done["path"]) == sha256(source)
     alice.state(sid, "DEINIT")
+
+
+def test_killed_receiving_worker_resumes_with_a_range(start_agent, folder):
+    """bob's transfer worker dies half-way; alice offers the file again; bob's agent
+    accepts from the partial file (XEP-0234 range); the whole file verifies."""
+    import signal
+    import time
+
+    from scripts.agents import make_ready
+
+    alice = start_agent("alice", extra="[transfer]\nmax_rate = 8000000\n")
+    bob = start_agent("bob", extra=f'[transfer]\ndownload_dir = "{folder}/dl"\n')
+    make_ready(alice, bob)
+    source = folder / "big.bin"
+    size = 20 * 1024 * 1024
+    source.write_bytes(os.urandom(size))
+
+    sid = alice.client.send_file(bob.bare, str(source))
+    bob.state(sid, "RECEIVEDINITIATE")
+    bob.client.accept(sid)
+    while True:
+        progress = bob.watch.wait_for(10, event="transfer.progress", sid=sid)
+        if progress["bytes"] > size // 4:
+            break
+    os.kill(bob.client.status()["workers"]["transfer"]["pid"], signal.SIGKILL)
+    assert bob.state(sid, "DEINIT")["reason"] == "failed-application"
+    alice.state(sid, "DEINIT", timeout=15)
+    partial = folder / "dl" / "big.bin.part"
+    have = partial.stat().st_size
+    assert size // 4 < have < size
+    bob.watch.wait_for(5, event="worker.state", worker="transfer", state="restarted")
+    time.sleep(0.3)
+
+    again = alice.client.send_file(bob.bare, str(source))
+    bob.state(again, "RECEIVEDINITIATE")
+    bob.client.accept(again)
+    first = bob.watch.wait_for(10, event="transfer.progress", sid=again)
+    assert first["bytes"] >= have  # it started from the partial file, not from zero
+    done = bob.watch.wait_for(30, event="transfer.complete", sid=again)
+    assert done["verified"] is True and done["path"] == str(folder / "dl" / "big.bin")
+    assert sha256(done["path"]) == sha256(source)
+    assert not partial.exists()
