@@ -106,3 +106,34 @@ def test_nomination_rules():
     # A tie: the initiator's choice wins on both sides.
     assert s5b.nominate(hi, same, True) == s5b.Nomination("hi", False)
     assert s5b.nominate(same, hi, False) == s5b.Nomination("hi", True)
+
+
+def test_ibb_transport_and_stanzas():
+    from signalling.jingle import ibb
+
+    (content,) = parse_iq(ET.fromstring((FIXTURES / "session-accept-range.xml").read_text()),
+                          Formats(descriptions=FORMATS.descriptions,
+                                  transports={ns.IBB: ibb.parse_transport})).jingle.contents
+    assert content.transport == ibb.IbbTransport("ch3d9s71", 4096)
+    for payload in (ibb.IbbOpen("s1", 4096), ibb.IbbData("s1", 65535, b"\x00\xffdata"),
+                    ibb.IbbClose("s1")):
+        assert ibb.parse(ET.fromstring(ET.tostring(ibb.build(payload)))) == payload
+    # XEP-0047 §2.2 example payload.
+    el = ET.fromstring("<data xmlns='http://jabber.org/protocol/ibb' seq='0' sid='i781hf64'>"
+                       "qANQR1DBwU4DX7jmYZnncmUQB/9KuKBddzQH+tZ1ZywKK0yHKnq57kWq+RFtQdCJ"
+                       "</data>")
+    assert ibb.parse(el).seq == 0 and len(ibb.parse(el).data) == 48
+
+
+@pytest.mark.parametrize("xml", [
+    "<open xmlns='http://jabber.org/protocol/ibb' sid='s' block-size='x'/>",
+    "<open xmlns='http://jabber.org/protocol/ibb' sid='s' block-size='4096' stanza='message'/>",
+    "<data xmlns='http://jabber.org/protocol/ibb' sid='s' seq='70000'>AA==</data>",
+    "<data xmlns='http://jabber.org/protocol/ibb' sid='s' seq='1'>!!</data>",
+    "<data xmlns='http://jabber.org/protocol/ibb' seq='1'>AA==</data>",
+])
+def test_bad_ibb_stanzas(xml):
+    from signalling.jingle import ibb
+
+    with pytest.raises(ProtocolError):
+        ibb.parse(ET.fromstring(xml))
