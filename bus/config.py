@@ -26,7 +26,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "control": frozenset({"commands", "events"}),
     "bus": frozenset({"endpoint", "heartbeat_interval", "heartbeat_timeout", "spawn"}),
     "audio": frozenset({"input", "output"}),
-    "transfer": frozenset({"download_dir", "max_rate"}),
+    "transfer": frozenset({"download_dir", "max_rate", "transports"}),
     "policy": frozenset({"auto_accept_calls", "auto_accept_files", "reveal_ip_before_accept",
                          "relay_only"}),
     "jingle": frozenset({"ring_timeout", "iq_timeout"}),
@@ -76,6 +76,7 @@ class AudioConfig:
 class TransferConfig:
     download_dir: str
     max_rate: int  # bytes per second a transfer may send; 0 = unlimited
+    transports: tuple[str, ...]  # in order of preference: s5b (XEP-0260), ibb (XEP-0261)
 
 
 @dataclass(frozen=True)
@@ -330,7 +331,10 @@ def load_config(path: str | os.PathLike[str] | None,
             r.text("transfer", "download_dir", "~/Downloads/pyjingle")
         ),
         max_rate=r.integer("transfer", "max_rate", 0, 0, 1 << 40),
+        transports=r.names("transfer", "transports", ("s5b", "ibb"), ("s5b", "ibb")),
     )
+    if not transfer.transports:
+        raise ConfigError("transfer.transports: needs at least one of s5b, ibb")
     policy = PolicyConfig(
         auto_accept_calls=r.text("policy", "auto_accept_calls", "none", choices=ACCEPT_POLICIES),
         auto_accept_files=r.text("policy", "auto_accept_files", "none", choices=ACCEPT_POLICIES),

@@ -437,6 +437,32 @@ class UseConnection(Message):
 
 
 @dataclass(frozen=True)
+class UseIbb(Message):
+    """Move the file in-band (XEP-0261): blocks of ``block_size`` through signalling."""
+
+    sid: str
+    block_size: int
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class IbbChunk(Message):
+    """One in-band block: sender worker -> signalling, or signalling -> receiver worker."""
+
+    sid: str
+    seq: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class IbbAck(Message):
+    """Block ``seq`` is through: the peer acknowledged it, or the receiver wrote it."""
+
+    sid: str
+    seq: int
+
+
+@dataclass(frozen=True)
 class TransferDone(Message):
     """All bytes sent or received; the SHA-256 of the whole file, hex."""
 

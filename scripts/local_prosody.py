@@ -52,7 +52,9 @@ network_settings = {{ nagle = false }}
 
 VirtualHost "{domain}"
 
-Component "proxy.{domain}" "proxy65"
+{proxy}"""
+
+PROXY = """Component "proxy.{domain}" "proxy65"
     proxy65_address = "127.0.0.1"
 """
 
@@ -89,6 +91,7 @@ class LocalProsody:
     proxy65_port: int = 0
     tls: bool = False  # offer STARTTLS with a self-signed certificate
     interfaces: tuple[str, ...] = ("127.0.0.1",)
+    proxy65: bool = True  # the XEP-0065 bytestreams proxy component
     prefix: tuple[str, ...] = ()  # e.g. ("ip", "netns", "exec", "ns1") to run it elsewhere
     proc: subprocess.Popen[bytes] | None = None
 
@@ -113,6 +116,7 @@ class LocalProsody:
             data=self.data, level="info", c2s=self.c2s_port, proxy65=self.proxy65_port,
             domain=self.domain, tls_module="" if self.tls else '"tls";',
             interfaces="; ".join(f'"{i}"' for i in self.interfaces),
+            proxy=PROXY.format(domain=self.domain) if self.proxy65 else "",
             tls_on='"tls";' if self.tls else ""))
         members = "\n".join(f"{user}@{self.domain}" for user in users)
         (self.data / "groups.txt").write_text(f"[pyjingle]\n{members}\n")

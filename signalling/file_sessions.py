@@ -16,7 +16,8 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Coroutine
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -26,17 +27,18 @@ from bus.config import AgentConfig
 from control import protocol as cp
 from signalling.errors import CommandError
 from signalling.jingle import file_transfer as ft
+from signalling.jingle import ibb, s5b
 from signalling.jingle import namespaces as ns
-from signalling.jingle import s5b
-from signalling.jingle.errors import UsageError
+from signalling.jingle.errors import StanzaError, UsageError, bad_request, unknown_session
 from signalling.jingle.manager import bare
 from signalling.jingle.session import Session
 from signalling.jingle.stanzas import Content
-from signalling.jingle.states import Reason, Role, Senders, SessionState
+from signalling.jingle.states import Action, Reason, Role, Senders, SessionState
 
 log = logging.getLogger(__name__)
 
-FILE_FEATURES = (ns.JINGLE, ns.FILE_TRANSFER, ns.S5B)
+FILE_FEATURES = (ns.JINGLE, ns.FILE_TRANSFER)
+IBB_BLOCK_SIZE = 16384
 _UNKNOWN = object()
 
 
@@ -47,10 +49,14 @@ class Host(Protocol):
     local_jid: str
 
     def post(self, process: m.Process, message: m.Message) -> None: ...
+    def session(self, sid: str) -> Session | None: ...
     def flush(self) -> None: ...
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
     async def find_proxy(self) -> tuple[str, str, int] | None: ...
     async def activate_proxy(self, proxy: str, sid: str, target: str) -> None: ...
+    def send_request(self, to: str, payload: ET.Element,
+                     done: Callable[[StanzaError | None], None]) -> None: ...
+    def send_result(self, iq_id: str, to: str, error: StanzaError | None = None) -> None: ...
     def end(self, session: Session, reason: Reason, text: str) -> None: ...
     async def ask(self, worker: m.Process, message: m.Message, answer: type[m.Message],
                   sid: str) -> m.Message: ...
@@ -70,6 +76,8 @@ class FileState:
     nominated: bool = False
     waiting_activation: str | None = None  # cid of the peer's proxy we wait to see activated
     offset: int = 0  # where the bytes start (XEP-0234 §6.1 range), for a resumed file
+    ibb: ibb.IbbTransport | None = None  # set once in-band is the transport
+    ibb_acks: dict[int, str] = field(default_factory=dict)  # receiver: seq -> IQ id to answer
     path: str | None = None
     local_sha256: str | None = None
     peer_sha256: str | None = None
@@ -127,30 +135,41 @@ class FileSessions:
                            media_type=mimetypes.guess_type(shown)[0] or
                            "application/octet-stream",
                            date=mtime.strftime("%Y-%m-%dT%H:%M:%SZ"), desc=description)
-        ours = _candidates(answer.hosts, answer.port, session.local,
-                           await self.host.find_proxy(), self.host.config.policy.relay_only)
-        content = Content(Role.INITIATOR, "file", ft.FileDescription(info),
-                          s5b.S5bTransport(s5b_sid, tuple(ours.values()), expected),
+        transports = self.host.config.transfer.transports
+        ours: dict[str, s5b.S5bCandidate] = {}
+        in_band = None
+        if transports[0] == "s5b":
+            ours = _candidates(answer.hosts, answer.port, session.local,
+                               await self.host.find_proxy(), self.host.config.policy.relay_only)
+            transport: s5b.S5bTransport | ibb.IbbTransport = s5b.S5bTransport(
+                s5b_sid, tuple(ours.values()), expected)
+        else:
+            in_band = transport = ibb.IbbTransport(secrets.token_hex(8), IBB_BLOCK_SIZE)
+        content = Content(Role.INITIATOR, "file", ft.FileDescription(info), transport,
                           Senders.INITIATOR)
         self.files[session.sid] = FileState(True, s5b_sid, content, size, shown, ours,
-                                            path=path)
+                                            path=path, ibb=in_band)
         session.initiate((content,), time.monotonic())
         self.host.flush()
 
     def peer_accepted(self, session: Session, contents: tuple[Content, ...]) -> None:
         state = self.files.get(session.sid)
-        transport = next((c.transport for c in contents
-                          if isinstance(c.transport, s5b.S5bTransport)), None)
         if state is None:
-            return
-        if transport is None:
-            self.host.end(session, Reason.UNSUPPORTED_TRANSPORTS, "no SOCKS5 transport")
             return
         desc = next((c.description for c in contents
                      if isinstance(c.description, ft.FileDescription)), None)
         if desc is not None and desc.file.range is not None:
-            # The receiver has the start already (§6.1): send from there.
             state.offset = min(max(desc.file.range.offset, 0), state.size)
+        in_band = next((c.transport for c in contents
+                        if isinstance(c.transport, ibb.IbbTransport)), None)
+        if in_band is not None and state.ibb is not None:
+            self._open_ibb(session, state, in_band)
+            return
+        transport = next((c.transport for c in contents
+                          if isinstance(c.transport, s5b.S5bTransport)), None)
+        if transport is None:
+            self.host.end(session, Reason.UNSUPPORTED_TRANSPORTS, "no SOCKS5 transport")
+            return
         self._connect(session, state, transport.candidates)
 
     # --- receiver -------------------------------------------------------------------
@@ -159,14 +178,19 @@ class FileSessions:
         """An incoming offer: remember it; the user (or policy) accepts it."""
         content = session.remote_contents[0]
         desc, transport = content.description, content.transport
-        if not isinstance(desc, ft.FileDescription) or not isinstance(
-            transport, s5b.S5bTransport
-        ):
-            self.host.end(session, Reason.UNSUPPORTED_TRANSPORTS, "need XEP-0234 over S5B")
+        ours = self.host.config.transfer.transports
+        usable = (isinstance(transport, s5b.S5bTransport) and "s5b" in ours) or (
+            isinstance(transport, ibb.IbbTransport) and "ibb" in ours)
+        if not isinstance(desc, ft.FileDescription) or not usable:
+            self.host.end(session, Reason.UNSUPPORTED_TRANSPORTS,
+                          f"need XEP-0234 over {' or '.join(ours)}")
             return
         self.files[session.sid] = FileState(
-            False, transport.sid, content, desc.file.size or 0, desc.file.name or "",
-            theirs=transport.candidates, peer_sha256=_sha256_of(desc.file))
+            False, transport.sid if isinstance(transport, s5b.S5bTransport) else "",
+            content, desc.file.size or 0, desc.file.name or "",
+            theirs=transport.candidates if isinstance(transport, s5b.S5bTransport) else (),
+            peer_sha256=_sha256_of(desc.file),
+            ibb=transport if isinstance(transport, ibb.IbbTransport) else None)
 
     async def accept(self, session: Session, directory: str | None) -> None:
         state = self.files.get(session.sid)
@@ -194,21 +218,28 @@ class FileSessions:
                                  self.host.config.policy.relay_only)
         offer = state.content
         description = offer.description
+        accepted_transport: s5b.S5bTransport | ibb.IbbTransport
+        if state.ibb is not None:
+            state.ibb = accepted_transport = ibb.IbbTransport(
+                state.ibb.sid, min(state.ibb.block_size, IBB_BLOCK_SIZE))
+        else:
+            accepted_transport = s5b.S5bTransport(state.s5b_sid, tuple(state.ours.values()),
+                                                  expected)
         if state.offset:
             # §6.1: ask only for what we lack; the sender still hashes the whole file.
             file = dataclasses.replace(self._offered(state), range=ft.Range(state.offset))
             description = ft.FileDescription(file)
             log.info("transfer %s resumes at byte %d of %d", session.sid, state.offset,
                      state.size)
-        content = Content(offer.creator, offer.name, description,
-                          s5b.S5bTransport(state.s5b_sid, tuple(state.ours.values()), expected),
+        content = Content(offer.creator, offer.name, description, accepted_transport,
                           offer.senders)
         try:
             session.accept((content,), time.monotonic())
         except UsageError as exc:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
         self.host.flush()
-        self._connect(session, state, state.theirs)
+        if state.ibb is None:
+            self._connect(session, state, state.theirs)
 
     # --- XEP-0260 negotiation --------------------------------------------------------
 
@@ -269,10 +300,22 @@ class FileSessions:
         they = state.they_used if isinstance(state.they_used, s5b.S5bCandidate) else None
         choice = s5b.nominate(we, they, session.role is Role.INITIATOR)
         if choice is None:
-            # Fallback to in-band bytestreams (XEP-0261) is not in this version.
             self.host.post(m.Process.SUPERVISOR, m.TransportStateEvent(
                 time.time(), session.sid, m.TransportState.FAILED, "s5b"))
-            self.host.end(session, Reason.FAILED_TRANSPORT, "no SOCKS5 candidate worked")
+            state.nominated = True
+            if "ibb" not in self.host.config.transfer.transports:
+                self.host.end(session, Reason.FAILED_TRANSPORT, "no SOCKS5 candidate worked")
+            elif session.role is Role.INITIATOR:
+                # XEP-0260 §2.6: the initiator falls back to in-band bytestreams.
+                state.ibb = ibb.IbbTransport(secrets.token_hex(8), IBB_BLOCK_SIZE)
+                try:
+                    session.modify(Action.TRANSPORT_REPLACE, (Content(
+                        state.content.creator, state.content.name, None, state.ibb),),
+                        time.monotonic())
+                except UsageError:
+                    self.host.end(session, Reason.FAILED_TRANSPORT, "cannot replace transport")
+                    return
+                self.host.flush()
             return
         state.nominated = True
         chosen = (state.ours.get(choice.cid) if choice.offered_by_us
@@ -327,6 +370,97 @@ class FileSessions:
         else:
             self.host.end(session, Reason.FAILED_TRANSPORT, "could not activate our proxy")
 
+    # --- in-band bytestreams (XEP-0261, XEP-0047) -------------------------------------
+
+    def modify_received(self, session: Session, action: Action,
+                        contents: tuple[Content, ...]) -> None:
+        """transport-replace to IBB from the initiator, or its answer to ours."""
+        state = self.files.get(session.sid)
+        if state is None:
+            return
+        in_band = next((c.transport for c in contents
+                        if isinstance(c.transport, ibb.IbbTransport)), None)
+        reply = (Content(state.content.creator, state.content.name, None, in_band),)
+        try:
+            if action is Action.TRANSPORT_REPLACE:
+                if in_band is None or "ibb" not in self.host.config.transfer.transports:
+                    session.modify(Action.TRANSPORT_REJECT, contents, time.monotonic())
+                    self.host.flush()
+                    self.host.end(session, Reason.FAILED_TRANSPORT, "no common transport")
+                    return
+                state.ibb = ibb.IbbTransport(in_band.sid,
+                                             min(in_band.block_size, IBB_BLOCK_SIZE))
+                session.modify(Action.TRANSPORT_ACCEPT, reply, time.monotonic())
+                self.host.flush()
+            elif action is Action.TRANSPORT_ACCEPT and state.sending and state.ibb:
+                self._open_ibb(session, state, in_band or state.ibb)
+            elif action is Action.TRANSPORT_REJECT:
+                self.host.end(session, Reason.FAILED_TRANSPORT, "the peer refused in-band")
+        except UsageError as exc:
+            log.warning("transfer %s: %s", session.sid, exc)
+
+    def _open_ibb(self, session: Session, state: FileState, agreed: ibb.IbbTransport) -> None:
+        """XEP-0047 §2.1: the sender opens the bytestream, then the worker streams blocks."""
+        state.ibb = ibb.IbbTransport(agreed.sid, min(agreed.block_size, IBB_BLOCK_SIZE))
+        block, sid = state.ibb.block_size, session.sid
+
+        def opened(error: StanzaError | None) -> None:
+            if error is not None:
+                self.host.end(session, Reason.FAILED_TRANSPORT, f"ibb open: {error.condition}")
+                return
+            self.host.post(m.Process.SUPERVISOR, m.TransportStateEvent(
+                time.time(), sid, m.TransportState.CONNECTED, "ibb"))
+            self.host.post(m.Process.TRANSFER, m.UseIbb(sid, block, state.offset))
+
+        self.host.send_request(session.peer, ibb.build(ibb.IbbOpen(state.ibb.sid, block)),
+                               opened)
+
+    def ibb_chunk(self, session: Session, chunk: m.IbbChunk) -> None:
+        """Sender: one block from the worker goes out; its ack releases the window."""
+        state = self.files.get(session.sid)
+        if state is None or state.ibb is None:
+            return
+
+        def acked(error: StanzaError | None) -> None:
+            if error is not None:
+                self.host.end(session, Reason.FAILED_TRANSPORT, f"ibb data: {error.condition}")
+            else:
+                self.host.post(m.Process.TRANSFER, m.IbbAck(session.sid, chunk.seq))
+
+        self.host.send_request(
+            session.peer, ibb.build(ibb.IbbData(state.ibb.sid, chunk.seq, chunk.data)), acked)
+
+    def ibb_written(self, session: Session, seq: int) -> None:
+        """Receiver: the worker wrote block ``seq``; only now is it acknowledged, so a
+        slow disk slows the sender instead of filling memory."""
+        state = self.files.get(session.sid)
+        iq_id = state.ibb_acks.pop(seq, None) if state is not None else None
+        if iq_id is not None:
+            self.host.send_result(iq_id, session.peer)
+
+    def ibb_stanza(self, sender: str, iq_id: str, payload: ibb.IbbPayload) -> None:
+        """An XEP-0047 IQ from the network."""
+        found = next(((sid, st) for sid, st in self.files.items()
+                       if st.ibb is not None and st.ibb.sid == payload.sid), None)
+        session = self.host.session(found[0]) if found else None
+        if found is None or session is None or session.peer != sender:
+            self.host.send_result(iq_id, sender, unknown_session().error)
+            return
+        sid, state = found
+        if isinstance(payload, ibb.IbbOpen):
+            if state.sending or payload.block_size > ibb.MAX_BLOCK_SIZE:
+                self.host.send_result(iq_id, sender, bad_request("unexpected open").error)
+                return
+            self.host.send_result(iq_id, sender)
+            self.host.post(m.Process.SUPERVISOR, m.TransportStateEvent(
+                time.time(), sid, m.TransportState.CONNECTED, "ibb"))
+            self.host.post(m.Process.TRANSFER, m.UseIbb(sid, payload.block_size))
+        elif isinstance(payload, ibb.IbbData):
+            state.ibb_acks[payload.seq] = iq_id
+            self.host.post(m.Process.TRANSFER, m.IbbChunk(sid, payload.seq, payload.data))
+        else:
+            self.host.send_result(iq_id, sender)
+
     # --- the end (XEP-0234 §7) --------------------------------------------------------
 
     def transfer_done(self, session: Session, sha256: str) -> None:
@@ -335,6 +469,9 @@ class FileSessions:
             return
         state.local_sha256 = sha256
         if state.sending:
+            if state.ibb is not None:
+                self.host.send_request(session.peer, ibb.build(ibb.IbbClose(state.ibb.sid)),
+                                       lambda _error: None)
             checksum = ft.Checksum(state.content.creator.value, state.content.name,
                                    ft.FileInfo(hashes=(ft.Hash("sha-256",
                                                                bytes.fromhex(sha256)),)))

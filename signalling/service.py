@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +27,16 @@ from signalling.contacts import choose_resource
 from signalling.errors import CommandError
 from signalling.file_sessions import FILE_FEATURES, FileSessions
 from signalling.jingle import file_transfer as ft
-from signalling.jingle import ice_udp, rtp, s5b
+from signalling.jingle import ibb, ice_udp, rtp, s5b
 from signalling.jingle import namespaces as ns
-from signalling.jingle.errors import StanzaError, UsageError
+from signalling.jingle.errors import ProtocolError, StanzaError, UsageError, bad_request
 from signalling.jingle.manager import SessionCreated, SessionEvent, SessionManager, bare
 from signalling.jingle.session import (
     InfoReceived,
+    ModifyReceived,
     PeerAccepted,
+    SendError,
+    SendResult,
     Session,
     StateChanged,
     Timeouts,
@@ -47,11 +50,13 @@ log = logging.getLogger(__name__)
 
 FORMATS = Formats(
     descriptions={ns.RTP: rtp.parse_description, ns.FILE_TRANSFER: ft.parse_description},
-    transports={ns.ICE_UDP: ice_udp.parse_transport, ns.S5B: s5b.parse_transport},
+    transports={ns.ICE_UDP: ice_udp.parse_transport, ns.S5B: s5b.parse_transport,
+                ns.IBB: ibb.parse_transport},
     infos={ns.RTP_INFO: rtp.parse_info, ns.FILE_TRANSFER: ft.parse_info},
 )
 # What this agent can do, advertised with disco (XEP-0030) and caps (XEP-0115).
-FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP, ns.FILE_TRANSFER, ns.S5B)
+FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP, ns.FILE_TRANSFER, ns.S5B, ns.IBB,
+            ibb.IBB_STANZAS)
 CALL_FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP)
 SUPPORTED_CODECS = (rtp.OPUS, rtp.PCMU)
 WORKER_TIMEOUT = 3.0
@@ -123,6 +128,13 @@ class Signalling:
                 self.end(session, reason, f"{source} worker: {message.reason}")
         elif isinstance(message, m.LocalCandidates):
             self._send_candidates(message)
+        elif isinstance(message, m.IbbChunk | m.IbbAck):
+            session = self.manager.get(message.sid)
+            if session is not None and isinstance(message, m.IbbChunk):
+                self.files.ibb_chunk(session, message)
+            elif session is not None:
+                assert isinstance(message, m.IbbAck)
+                self.files.ibb_written(session, message.seq)
         elif isinstance(message, m.CandidateResult | m.TransferDone | m.FileCommitted):
             session = self.manager.get(message.sid)
             if session is None:
@@ -164,6 +176,33 @@ class Signalling:
     def on_response(self, iq_id: str, error: StanzaError | None) -> None:
         self.manager.receive_response(iq_id, error, time.monotonic())
         self.flush()
+
+    def on_ibb_iq(self, element: ET.Element) -> None:
+        child = next(iter(element), None)
+        sender, iq_id = element.get("from", ""), element.get("id", "")
+        try:
+            if child is None:
+                raise bad_request("empty IQ")
+            payload = ibb.parse(child)
+        except ProtocolError as exc:
+            self.send_result(iq_id, sender, exc.error)
+            return
+        self.files.ibb_stanza(sender, iq_id, payload)
+
+    def session(self, sid: str) -> Session | None:
+        return self.manager.get(sid)
+
+    def send_request(self, to: str, payload: ET.Element,
+                     done: Callable[[StanzaError | None], None]) -> None:
+        def finished(error: StanzaError | None) -> None:
+            done(error)
+            self.flush()
+
+        self.xmpp.send_request(to, payload, finished)
+
+    def send_result(self, iq_id: str, to: str, error: StanzaError | None = None) -> None:
+        self.xmpp.send_stanza(SendResult(iq_id, to) if error is None
+                              else SendError(iq_id, to, error))
 
     def on_unavailable(self, jid: str) -> None:
         self.manager.peer_unavailable(jid)
@@ -211,6 +250,9 @@ class Signalling:
                 self.files.transport_info(session, inner.contents)
             else:
                 self._forward_candidates(inner.sid, inner.contents)
+        elif isinstance(inner, ModifyReceived) and is_file:
+            if session is not None:
+                self.files.modify_received(session, inner.action, inner.contents)
         elif isinstance(inner, InfoReceived) and is_file:
             if session is not None:
                 self.files.info(session, inner.info)

@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import aioice.ice
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024  # memory per transfer stays ~1 MiB whatever the file size
 CONNECT_TIMEOUT = 5.0
 PROGRESS_INTERVAL = 0.1  # CONTROL.md: at most ~10 transfer.progress a second
+IBB_WINDOW = 16  # unacknowledged in-band blocks in flight
 
 Send = Callable[[m.Process, m.Message], Awaitable[None]]
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -73,6 +75,11 @@ class Transfer:
         self._task: asyncio.Task[None] | None = None
         self.transferred = 0
         self.closed = False
+        self._file: BinaryIO | None = None
+        self._window = asyncio.Semaphore(IBB_WINDOW)
+        self._digest = hashlib.sha256()
+        self._expected_seq = 0
+        self._last_progress = 0.0
 
     # --- candidates ---------------------------------------------------------------
 
@@ -223,6 +230,71 @@ class Transfer:
             time.time(), self.sid, self.transferred, self.size))
         return now
 
+    # --- in-band (XEP-0261): blocks through signalling -------------------------------
+
+    def use_ibb(self, block_size: int, offset: int) -> None:
+        if self.sending:
+            self.offset = offset
+            self._window = asyncio.Semaphore(IBB_WINDOW)
+            self._task = asyncio.create_task(self._ibb_send(block_size))
+        else:
+            self._digest = self._hash_prefix(self.partial, self.offset)
+            self.transferred = self.offset
+            self._file = open(self.partial, "r+b")  # noqa: SIM115 (closed at the end)
+            self._file.seek(self.offset)
+            self._file.truncate()
+            self._expected_seq = 0
+            self._last_progress = 0.0
+
+    async def _ibb_send(self, block_size: int) -> None:
+        """At most IBB_WINDOW unacknowledged blocks: a slow receiver slows us, and
+        neither side ever holds more than the window in memory."""
+        digest = self._hash_prefix(self.path, self.offset)
+        self.transferred = self.offset
+        last, seq = 0.0, 0
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                while chunk := fh.read(block_size):
+                    await self._window.acquire()
+                    digest.update(chunk)
+                    await self._send(m.Process.SIGNALLING, m.IbbChunk(self.sid, seq, chunk))
+                    seq = (seq + 1) & 0xFFFF
+                    self.transferred += len(chunk)
+                    last = await self._progress(last)
+            for _ in range(IBB_WINDOW):  # every block acknowledged
+                await self._window.acquire()
+        except OSError as exc:
+            log.warning("transfer %s: %s", self.sid, exc)
+            await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "media-error"))
+            return
+        await self._progress(0.0)
+        await self._send(m.Process.SIGNALLING,
+                         m.TransferDone(self.sid, self.size, digest.hexdigest()))
+
+    def ibb_acked(self) -> None:
+        self._window.release()
+
+    async def ibb_chunk(self, seq: int, data: bytes) -> bool:
+        """Receiver: write one block in order; False if it is out of sequence."""
+        if self._file is None or seq != self._expected_seq:
+            return False
+        if self.transferred + len(data) > self.size:
+            return False
+        self._file.write(data)
+        self._digest.update(data)
+        self.transferred += len(data)
+        self._expected_seq = (seq + 1) & 0xFFFF
+        self._last_progress = await self._progress(self._last_progress)
+        await self._send(m.Process.SIGNALLING, m.IbbAck(self.sid, seq))
+        if self.transferred == self.size:
+            self._file.close()
+            self._file = None
+            await self._progress(0.0)
+            await self._send(m.Process.SIGNALLING,
+                             m.TransferDone(self.sid, self.size, self._digest.hexdigest()))
+        return True
+
     # --- end ----------------------------------------------------------------------------
 
     def commit(self, keep: bool) -> Path | None:
@@ -251,6 +323,9 @@ class Transfer:
         for connection in (self.incoming, self.outgoing, self.own_proxy):
             if connection is not None:
                 connection[1].close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

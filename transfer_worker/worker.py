@@ -50,6 +50,18 @@ class TransferWorker:
                 except ConnectionError as exc:
                     await self._send(source, m.WorkerFailed(message.sid, "failed-transport"))
                     log.warning("transfer %s: %s", message.sid, exc)
+        elif isinstance(message, m.UseIbb):
+            transfer = self.transfers.get(message.sid)
+            if transfer is not None:
+                transfer.use_ibb(message.block_size, message.offset)
+        elif isinstance(message, m.IbbAck):
+            transfer = self.transfers.get(message.sid)
+            if transfer is not None and transfer.sending:
+                transfer.ibb_acked()
+        elif isinstance(message, m.IbbChunk):
+            transfer = self.transfers.get(message.sid)
+            if transfer is None or not await transfer.ibb_chunk(message.seq, message.data):
+                await self._send(source, m.WorkerFailed(message.sid, "failed-transport"))
         elif isinstance(message, m.CommitFile):
             transfer = self.transfers.get(message.sid)
             path = transfer.commit(message.keep) if transfer is not None else None

@@ -13,7 +13,7 @@ import logging
 import socket
 import ssl
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import slixmpp
@@ -25,6 +25,7 @@ from bus.config import AccountConfig
 from signalling.contacts import OnlineResource
 from signalling.jingle import namespaces as ns
 from signalling.jingle.errors import StanzaError
+from signalling.jingle.ibb import IBB_STANZAS
 from signalling.jingle.session import SendError, SendRequest, SendResult, Stanza
 from signalling.jingle.stanzas import build_error, build_jingle, parse_error
 
@@ -40,6 +41,7 @@ class StreamListener(Protocol):
     def on_jingle_iq(self, element: ET.Element) -> None: ...
     def on_response(self, iq_id: str, error: StanzaError | None) -> None: ...
     def on_unavailable(self, jid: str) -> None: ...
+    def on_ibb_iq(self, element: ET.Element) -> None: ...
 
 
 class XmppClient(slixmpp.ClientXMPP):
@@ -78,6 +80,10 @@ class XmppClient(slixmpp.ClientXMPP):
         self.register_handler(Callback(
             "Jingle", MatchXPath(f"{{{ns.CLIENT}}}iq/{{{ns.JINGLE}}}jingle"), self._on_jingle
         ))
+        for local in ("open", "data", "close"):
+            self.register_handler(Callback(
+                f"IBB {local}", MatchXPath(f"{{{ns.CLIENT}}}iq/{{{IBB_STANZAS}}}{local}"),
+                self._on_ibb))
 
     # --- connection -------------------------------------------------------------------
 
@@ -139,6 +145,30 @@ class XmppClient(slixmpp.ClientXMPP):
     def _on_jingle(self, iq: Any) -> None:
         if iq["type"] in ("set", "get"):
             self.listener.on_jingle_iq(iq.xml)
+
+    def _on_ibb(self, iq: Any) -> None:
+        if iq["type"] == "set":
+            self.listener.on_ibb_iq(iq.xml)
+
+    def send_request(self, to: str, payload: ET.Element,
+                     done: Callable[[StanzaError | None], None]) -> None:
+        """An IQ-set with ``payload``; ``done(None)`` on result, ``done(error)`` otherwise."""
+        iq = self.make_iq_set(ito=to)
+        iq.xml.append(payload)
+
+        def finished(future: asyncio.Future[Any]) -> None:
+            if future.cancelled():
+                done(StanzaError("cancel", "undefined-condition", None, "cancelled"))
+                return
+            exc = future.exception()
+            if exc is None:
+                done(None)
+            elif isinstance(exc, IqError):
+                done(parse_error(exc.iq.xml))
+            else:
+                done(StanzaError("wait", "remote-server-timeout", None, str(exc)))
+
+        iq.send(timeout=60).add_done_callback(finished)
 
     def send_stanza(self, stanza: Stanza) -> None:
         if isinstance(stanza, SendRequest):

@@ -194,3 +194,68 @@ def test_killed_receiving_worker_resumes_with_a_range(start_agent, folder):
     assert done["verified"] is True and done["path"] == str(folder / "dl" / "big.bin")
     assert sha256(done["path"]) == sha256(source)
     assert not partial.exists()
+
+
+def test_in_band_when_socks5_is_disabled(start_agent, folder):
+    """transfer.transports = ["ibb"]: the offer itself is XEP-0261; blocks go through
+    the XMPP stream with flow control and arrive byte-identical."""
+    from scripts.agents import make_ready
+
+    ibb_only = '[transfer]\ntransports = ["ibb"]\n'
+    alice = start_agent("alice", extra=ibb_only)
+    bob = start_agent("bob", extra=f'[transfer]\ntransports = ["ibb"]\n'
+                                    f'download_dir = "{folder}/dl"\n')
+    make_ready(alice, bob)
+    source = folder / "in-band.bin"
+    source.write_bytes(os.urandom(20 * 1024 * 1024))
+    sid = alice.client.send_file(bob.bare, str(source))
+    bob.state(sid, "RECEIVEDINITIATE")
+    bob.client.accept(sid)
+    connected = bob.watch.wait_for(10, event="transport.state", sid=sid, state="connected")
+    assert connected["method"] == "ibb"
+    done = bob.watch.wait_for(120, event="transfer.complete", sid=sid)
+    assert done["verified"] is True and sha256(done["path"]) == sha256(source)
+    alice.state(sid, "DEINIT", timeout=15)
+
+
+def test_falls_back_to_in_band_when_no_socks5_candidate_works(folder):
+    """A server without a bytestreams proxy and relay-only agents: no SOCKS5 candidate
+    exists on either side, both report candidate-error, the initiator replaces the
+    transport with IBB (XEP-0260 §2.6) and the file still arrives verified."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from scripts.agents import USERS, Agent, make_ready
+    from scripts.local_prosody import LocalProsody
+
+    data = Path(tempfile.mkdtemp(prefix="pj-noproxy-"))
+    server = LocalProsody(data, proxy65=False)
+    server.configure(USERS)
+    server.start()
+    agents = []
+    try:
+        alice = Agent(server, "alice", folder, extra="[policy]\nrelay_only = true\n")
+        bob = Agent(server, "bob", folder, extra=f"[policy]\nrelay_only = true\n"
+                                                  f'[transfer]\ndownload_dir = "{folder}/dl"\n')
+        agents = [alice, bob]
+        for agent in agents:
+            agent.wait_connected()
+        make_ready(alice, bob)
+        source = folder / "fallback.bin"
+        source.write_bytes(os.urandom(2 * 1024 * 1024))
+        sid = alice.client.send_file(bob.bare, str(source))
+        bob.state(sid, "RECEIVEDINITIATE")
+        bob.client.accept(sid)
+        failed = alice.watch.wait_for(10, event="transport.state", sid=sid, state="failed")
+        assert failed["method"] == "s5b"
+        connected = bob.watch.wait_for(10, event="transport.state", sid=sid, state="connected")
+        assert connected["method"] == "ibb"
+        done = bob.watch.wait_for(60, event="transfer.complete", sid=sid)
+        assert done["verified"] is True and sha256(done["path"]) == sha256(source)
+        alice.state(sid, "DEINIT", timeout=15)
+    finally:
+        for agent in agents:
+            agent.stop()
+        server.stop()
+        shutil.rmtree(data, ignore_errors=True)
