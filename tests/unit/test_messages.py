@@ -21,7 +21,7 @@ def _sample(hint):
     if dataclasses.is_dataclass(hint):
         hints = typing.get_type_hints(hint)
         return hint(**{f.name: _sample(hints[f.name]) for f in dataclasses.fields(hint)})
-    return {str: "x", int: 7, float: 1.5, bool: True}[hint]
+    return {str: "x", int: 7, float: 1.5, bool: True, bytes: b"\x00\xff"}[hint]
 
 
 @pytest.mark.parametrize("cls", m.message_types(), ids=lambda c: c.__name__)
