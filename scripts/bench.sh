@@ -9,6 +9,6 @@ if ! command -v espeak-ng >/dev/null 2>&1; then
 fi
 .venv/bin/python -c "import pesq" 2>/dev/null \
     || .venv/bin/pip install -q --disable-pip-version-check -e '.[bench]' 2>&1 | grep -v "is ignored" >&2 || true
-for bench in call_setup isolation capacity quality transfer; do
+for bench in call_setup isolation capacity quality transfer ibb; do
     .venv/bin/python -m "bench.$bench"
 done
