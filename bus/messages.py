@@ -473,16 +473,20 @@ class TransferDone(Message):
 
 @dataclass(frozen=True)
 class CommitFile(Message):
-    """Receiver: rename the partial file to its final name (verified) or drop it."""
+    """Receiver: check the file against the peer's hash (XEP-0300 ``algo``, hex
+    ``expected``); a match gets its final name, a mismatch is deleted. No hash
+    from the peer (None): kept, unverified."""
 
     sid: str
-    keep: bool
+    algo: str | None
+    expected: str | None
 
 
 @dataclass(frozen=True)
 class FileCommitted(Message):
     sid: str
-    path: str | None
+    path: str | None  # None: deleted (hash mismatch)
+    verified: bool
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 FILE_FEATURES = (ns.JINGLE, ns.FILE_TRANSFER)
 IBB_BLOCK_SIZE = 16384
+CHECKSUM_WAIT = 10.0  # seconds to wait for a checksum when the offer carried no hash
 _UNKNOWN = object()
 
 
@@ -52,6 +53,7 @@ class Host(Protocol):
     def session(self, sid: str) -> Session | None: ...
     def flush(self) -> None: ...
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None: ...
     async def find_proxy(self) -> tuple[str, str, int] | None: ...
     async def activate_proxy(self, proxy: str, sid: str, target: str) -> None: ...
     def send_request(self, to: str, payload: ET.Element,
@@ -80,8 +82,9 @@ class FileState:
     ibb_acks: dict[int, str] = field(default_factory=dict)  # receiver: seq -> IQ id to answer
     path: str | None = None
     local_sha256: str | None = None
-    peer_sha256: str | None = None
+    peer_hash: tuple[str, str] | None = None  # (XEP-0300 algo, hex) the peer announced
     completed: bool = False
+    committing: bool = False
 
 
 def _candidates(hosts: tuple[str, ...], port: int, jid: str,
@@ -105,9 +108,14 @@ def _to_bus(c: s5b.S5bCandidate) -> m.S5bCandidateInfo:
     return m.S5bCandidateInfo(c.cid, c.host, c.jid, c.port, c.priority, c.type)
 
 
-def _sha256_of(info: ft.FileInfo) -> str | None:
-    h = info.hash("sha-256")
-    return h.value.hex() if h is not None else None
+def _best_hash(info: ft.FileInfo) -> tuple[str, str] | None:
+    """The peer's hash to verify against: SHA-256 (computed while receiving) first,
+    else another XEP-0300 algorithm we can compute."""
+    for algo in ("sha-256", "sha3-256", "blake2b-256"):
+        h = info.hash(algo)
+        if h is not None:
+            return algo, h.value.hex()
+    return None
 
 
 class FileSessions:
@@ -189,7 +197,7 @@ class FileSessions:
             False, transport.sid if isinstance(transport, s5b.S5bTransport) else "",
             content, desc.file.size or 0, desc.file.name or "",
             theirs=transport.candidates if isinstance(transport, s5b.S5bTransport) else (),
-            peer_sha256=_sha256_of(desc.file),
+            peer_hash=_best_hash(desc.file),
             ibb=transport if isinstance(transport, ibb.IbbTransport) else None)
 
     async def accept(self, session: Session, directory: str | None) -> None:
@@ -480,15 +488,18 @@ class FileSessions:
             except UsageError:
                 return
             self.host.flush()
-        elif state.peer_sha256 is not None:
+        elif state.peer_hash is not None:
             self._commit(session, state)
+        else:
+            # No hash in the offer: give the sender's checksum (§7.1) a moment to come.
+            self.host.call_later(CHECKSUM_WAIT, lambda: self._commit(session, state))
 
     def info(self, session: Session, payload: object) -> None:
         state = self.files.get(session.sid)
         if state is None:
             return
         if isinstance(payload, ft.Checksum) and not state.sending:
-            state.peer_sha256 = _sha256_of(payload.file)
+            state.peer_hash = _best_hash(payload.file) or state.peer_hash
             if state.local_sha256 is not None:
                 self._commit(session, state)
         elif isinstance(payload, ft.Received) and state.sending and not state.completed:
@@ -498,24 +509,26 @@ class FileSessions:
                 name=state.name))
 
     def _commit(self, session: Session, state: FileState) -> None:
-        verified = state.peer_sha256 == state.local_sha256
-        self.host.post(m.Process.TRANSFER, m.CommitFile(session.sid, keep=verified))
+        if state.committing or state.completed:
+            return
+        state.committing = True
+        algo, expected = state.peer_hash or (None, None)
+        self.host.post(m.Process.TRANSFER, m.CommitFile(session.sid, algo, expected))
 
-    def committed(self, session: Session, path: str | None) -> None:
+    def committed(self, session: Session, path: str | None, verified: bool) -> None:
         state = self.files.get(session.sid)
         if state is None or state.completed:
             return
         state.completed = True
-        verified = path is not None
         self.host.post(m.Process.SUPERVISOR, m.TransferCompleteEvent(
             time.time(), session.sid, state.size, state.local_sha256 or "", verified,
             path=path))
-        if verified:
+        if path is not None:
             with contextlib.suppress(UsageError):
                 session.send_info(ft.Received(state.content.creator.value, state.content.name),
                                   time.monotonic())
-        self.host.end(session, Reason.SUCCESS if verified else Reason.MEDIA_ERROR,
-                      "received" if verified else "hash mismatch")
+        self.host.end(session, Reason.SUCCESS if path is not None else Reason.MEDIA_ERROR,
+                      "received" if verified else "unverified" if path else "hash mismatch")
 
     def ended(self, sid: str, state: SessionState) -> None:
         if state is SessionState.DEINIT:

@@ -144,7 +144,7 @@ class Signalling:
             elif isinstance(message, m.TransferDone):
                 self.files.transfer_done(session, message.sha256)
             else:
-                self.files.committed(session, message.path)
+                self.files.committed(session, message.path, message.verified)
         elif isinstance(message, m.MediaFlowing):
             session = self.manager.get(message.sid)
             if session is not None:
@@ -570,6 +570,13 @@ class Signalling:
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         self._bg.spawn(coro)
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        def run() -> None:
+            callback()
+            self.flush()
+
+        asyncio.get_running_loop().call_later(delay, run)
 
     async def find_proxy(self) -> tuple[str, str, int] | None:
         """The server's XEP-0065 proxy, looked up once per connection."""

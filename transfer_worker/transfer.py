@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import aioice.ice
 
@@ -78,6 +78,7 @@ class Transfer:
         self._file: BinaryIO | None = None
         self._window = asyncio.Semaphore(IBB_WINDOW)
         self._digest = hashlib.sha256()
+        self.sha256: str | None = None  # of the whole file, once all bytes are through
         self._expected_seq = 0
         self._last_progress = 0.0
 
@@ -162,6 +163,7 @@ class Transfer:
         try:
             digest = (await self._send_file(writer) if self.sending
                       else await self._receive_file(reader))
+            self.sha256 = digest
         except (OSError, ConnectionError, asyncio.IncompleteReadError) as exc:
             log.warning("transfer %s broke after %d bytes: %s", self.sid, self.transferred, exc)
             await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "connectivity-error"))
@@ -291,11 +293,31 @@ class Transfer:
             self._file.close()
             self._file = None
             await self._progress(0.0)
+            self.sha256 = self._digest.hexdigest()
             await self._send(m.Process.SIGNALLING,
-                             m.TransferDone(self.sid, self.size, self._digest.hexdigest()))
+                             m.TransferDone(self.sid, self.size, self.sha256))
         return True
 
     # --- end ----------------------------------------------------------------------------
+
+    def verify(self, algo: str | None, expected: str | None, streamed_sha256: str) -> bool:
+        """Does the partial file match the peer's XEP-0300 hash? SHA-256 was computed
+        while the bytes arrived; another algorithm means reading the file once more."""
+        if algo is None or expected is None:
+            return False
+        if algo == "sha-256":
+            return streamed_sha256 == expected
+        digest: Any
+        if algo == "sha3-256":
+            digest = hashlib.sha3_256()
+        elif algo == "blake2b-256":
+            digest = hashlib.blake2b(digest_size=32)
+        else:
+            return False
+        with open(self.partial, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+        return bool(digest.hexdigest() == expected)
 
     def commit(self, keep: bool) -> Path | None:
         """Receiver: the verified file gets its final name; a bad one is removed."""

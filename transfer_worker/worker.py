@@ -64,8 +64,14 @@ class TransferWorker:
                 await self._send(source, m.WorkerFailed(message.sid, "failed-transport"))
         elif isinstance(message, m.CommitFile):
             transfer = self.transfers.get(message.sid)
-            path = transfer.commit(message.keep) if transfer is not None else None
-            await self._send(source, m.FileCommitted(message.sid, str(path) if path else None))
+            path, verified = None, False
+            if transfer is not None:
+                verified = transfer.verify(message.algo, message.expected,
+                                           transfer.sha256 or "")
+                # Unverifiable (the peer gave no hash we know) is kept; a mismatch is not.
+                path = transfer.commit(keep=verified or message.algo is None)
+            await self._send(source, m.FileCommitted(message.sid, str(path) if path else None,
+                                                     verified))
         elif isinstance(message, m.CloseSession):
             transfer = self.transfers.pop(message.sid, None)
             if transfer is not None:

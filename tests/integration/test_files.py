@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 
@@ -259,3 +260,64 @@ def test_falls_back_to_in_band_when_no_socks5_candidate_works(folder):
             agent.stop()
         server.stop()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_offer_hashed_with_sha3_is_verified_with_sha3(prosody, start_agent, folder):
+    """A raw peer offers a file carrying only a sha3-256 hash (XEP-0300) over IBB; bob's
+    agent verifies with that algorithm and keeps the file."""
+    import asyncio
+    import base64
+    import hashlib
+
+    from scripts.raw_xmpp import login
+    from signalling.jingle import namespaces as ns
+
+    bob = start_agent("bob", extra=f'[transfer]\ndownload_dir = "{folder}/dl"\n')
+    payload = os.urandom(50_000)
+    digest = base64.b64encode(hashlib.sha3_256(payload).digest()).decode()
+
+    async def scenario():
+        from slixmpp.xmlstream import ET
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
+
+        client = await login(prosody, "dave")
+        client.send_presence()
+        accepted = asyncio.Event()
+
+        def on_jingle(iq):
+            iq.reply().send()
+            if iq.xml.find(f"{{{ns.JINGLE}}}jingle").get("action") == "session-accept":
+                accepted.set()
+
+        client.register_handler(Callback("j", MatchXPath(
+            f"{{jabber:client}}iq/{{{ns.JINGLE}}}jingle"), on_jingle))
+        iq = client.make_iq_set(ito=bob.full)
+        iq.xml.append(ET.fromstring(
+            f"<jingle xmlns='{ns.JINGLE}' action='session-initiate' sid='sha3'"
+            f" initiator='{client.boundjid}'><content creator='initiator' name='f'"
+            f" senders='initiator'><description xmlns='{ns.FILE_TRANSFER}'><file>"
+            f"<name>sha3.bin</name><size>{len(payload)}</size>"
+            f"<hash xmlns='{ns.HASHES}' algo='sha3-256'>{digest}</hash></file></description>"
+            f"<transport xmlns='{ns.IBB}' sid='ib1' block-size='4096'/></content></jingle>"))
+        await iq.send(timeout=5)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, lambda: bob.state("sha3", "RECEIVEDINITIATE"))
+        await loop.run_in_executor(None, bob.client.accept, "sha3")
+        await asyncio.wait_for(accepted.wait(), 10)
+        ibb = "http://jabber.org/protocol/ibb"
+        open_iq = client.make_iq_set(ito=bob.full)
+        ET.SubElement(open_iq.xml, f"{{{ibb}}}open",
+                      {"sid": "ib1", "block-size": "4096", "stanza": "iq"})
+        await open_iq.send(timeout=5)
+        for seq, offset in enumerate(range(0, len(payload), 4096)):
+            data = client.make_iq_set(ito=bob.full)
+            el = ET.SubElement(data.xml, f"{{{ibb}}}data", {"sid": "ib1", "seq": str(seq)})
+            el.text = base64.b64encode(payload[offset:offset + 4096]).decode()
+            await data.send(timeout=5)
+        return await loop.run_in_executor(
+            None, lambda: bob.watch.wait_for(20, event="transfer.complete", sid="sha3"))
+
+    done = asyncio.run(scenario())
+    assert done["verified"] is True
+    assert Path(done["path"]).read_bytes() == payload
