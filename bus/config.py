@@ -26,7 +26,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "control": frozenset({"commands", "events"}),
     "bus": frozenset({"endpoint", "heartbeat_interval", "heartbeat_timeout", "spawn"}),
     "audio": frozenset({"input", "output"}),
-    "transfer": frozenset({"download_dir", "max_rate", "transports"}),
+    "transfer": frozenset({"download_dir", "max_rate", "transports", "shared_dir"}),
     "policy": frozenset({"auto_accept_calls", "auto_accept_files", "reveal_ip_before_accept",
                          "relay_only"}),
     "jingle": frozenset({"ring_timeout", "iq_timeout"}),
@@ -77,6 +77,7 @@ class TransferConfig:
     download_dir: str
     max_rate: int  # bytes per second a transfer may send; 0 = unlimited
     transports: tuple[str, ...]  # in order of preference: s5b (XEP-0260), ibb (XEP-0261)
+    shared_dir: str | None  # files contacts may request (XEP-0234 §5); None: none
 
 
 @dataclass(frozen=True)
@@ -332,6 +333,8 @@ def load_config(path: str | os.PathLike[str] | None,
         ),
         max_rate=r.integer("transfer", "max_rate", 0, 0, 1 << 40),
         transports=r.names("transfer", "transports", ("s5b", "ibb"), ("s5b", "ibb")),
+        shared_dir=(os.path.expanduser(shared) if (shared := r.opt_text("transfer", "shared_dir"))
+                    else None),
     )
     if not transfer.transports:
         raise ConfigError("transfer.transports: needs at least one of s5b, ibb")

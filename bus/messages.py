@@ -165,6 +165,14 @@ class SendFile(Command):
 
 
 @dataclass(frozen=True)
+class RequestFile(Command):
+    """XEP-0234 §5: ask ``to`` to send us the file called ``name``."""
+
+    to: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Accept(Command):
     sid: str
     dir: str | None = None
@@ -377,7 +385,8 @@ class S5bCandidateInfo:
 class PrepareTransfer(Message):
     """Signalling asks the transfer worker for a file session and its direct candidates.
 
-    Sending: ``path`` is the file. Receiving: ``path`` is the download folder and
+    Sending: ``path`` is the file, or for a request (``name`` set) the shared folder
+    in which the worker looks the name up safely. Receiving: ``path`` is the download folder and
     ``name`` the peer's (unsanitised) name; the worker picks the safe final path
     and writes ``<path>.part`` until the file is committed. ``expected_dstaddr``
     is what a peer connecting to our candidates must ask for (XEP-0260 §2.2).
@@ -402,8 +411,10 @@ class TransferPrepared(Message):
     sid: str
     hosts: tuple[str, ...] = ()
     port: int = 0
-    path: str | None = None  # receiving: the final path chosen
+    path: str | None = None  # receiving: the final path chosen; a request: the shared file
     offset: int = 0  # receiving: bytes already there from an interrupted transfer
+    size: int = 0  # a request: the shared file's size
+    found: bool = True  # a request: False when no such shared file exists
 
 
 @dataclass(frozen=True)
@@ -434,6 +445,7 @@ class UseConnection(Message):
     ours: bool
     via_own_proxy: bool = False
     offset: int = 0  # sending: start here (the receiver's XEP-0234 range)
+    size: int = 0  # receiving a requested file: its size, known only from the accept
 
 
 @dataclass(frozen=True)
@@ -443,6 +455,7 @@ class UseIbb(Message):
     sid: str
     block_size: int
     offset: int = 0
+    size: int = 0  # receiving a requested file: its size, known only from the accept
 
 
 @dataclass(frozen=True)

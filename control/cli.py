@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--name")
     s.add_argument("--description")
     s.add_argument("--no-wait", action="store_true", help="return once the offer is sent")
+    f = sub.add_parser("fetch", help="ask a contact to send you a file (XEP-0234 request)")
+    f.add_argument("jid")
+    f.add_argument("name")
+    f.add_argument("--no-wait", action="store_true", help="return once the request is sent")
     a = sub.add_parser("accept", help="accept an incoming call or file")
     a.add_argument("sid")
     a.add_argument("--dir", help="for files: where to save")
@@ -128,13 +132,16 @@ def _run(client: ControlClient, args: argparse.Namespace, events: str) -> int:
         _print(client.status())
     elif cmd == "sessions":
         _print(client.sessions())
-    elif cmd in ("call", "send"):
+    elif cmd in ("call", "send", "fetch"):
         # Subscribe first, so not even a fast ending is missed.
         watcher = EventWatcher(events, ("session.state", "transfer."))
         try:
             if cmd == "call":
                 sid = client.call(args.jid)
                 wait, progress = args.wait, False
+            elif cmd == "fetch":
+                sid = client.request_file(args.jid, args.name)
+                wait, progress = not args.no_wait, sys.stderr.isatty()
             else:
                 sid = client.send_file(args.jid, args.path, args.name, args.description)
                 wait, progress = not args.no_wait, sys.stderr.isatty()

@@ -92,6 +92,9 @@ class ControlClient:
         args = {"to": to, "path": path, "name": name, "description": description}
         return str(self.request("send_file", {k: v for k, v in args.items() if v})["sid"])
 
+    def request_file(self, to: str, name: str) -> str:
+        return str(self.request("request_file", {"to": to, "name": name})["sid"])
+
     def accept(self, sid: str, directory: str | None = None) -> None:
         self.request("accept", {"sid": sid, **({"dir": directory} if directory else {})})
 

@@ -42,6 +42,7 @@ COMMANDS: dict[str, dict[str, Arg]] = {
     "call": {"to": Arg(str)},
     "send_file": {"to": Arg(str), "path": Arg(str), "name": Arg(str, False),
                   "description": Arg(str, False)},
+    "request_file": {"to": Arg(str), "name": Arg(str)},
     "accept": {"sid": Arg(str), "dir": Arg(str, False)},
     "reject": {"sid": Arg(str), "reason": Arg(str, False, ("decline", "busy"))},
     "hangup": {"sid": Arg(str), "reason": Arg(str, False)},

@@ -143,16 +143,7 @@ class FileSessions:
                            media_type=mimetypes.guess_type(shown)[0] or
                            "application/octet-stream",
                            date=mtime.strftime("%Y-%m-%dT%H:%M:%SZ"), desc=description)
-        transports = self.host.config.transfer.transports
-        ours: dict[str, s5b.S5bCandidate] = {}
-        in_band = None
-        if transports[0] == "s5b":
-            ours = _candidates(answer.hosts, answer.port, session.local,
-                               await self.host.find_proxy(), self.host.config.policy.relay_only)
-            transport: s5b.S5bTransport | ibb.IbbTransport = s5b.S5bTransport(
-                s5b_sid, tuple(ours.values()), expected)
-        else:
-            in_band = transport = ibb.IbbTransport(secrets.token_hex(8), IBB_BLOCK_SIZE)
+        transport, ours, in_band = await self._our_transport(session, s5b_sid, expected, answer)
         content = Content(Role.INITIATOR, "file", ft.FileDescription(info), transport,
                           Senders.INITIATOR)
         self.files[session.sid] = FileState(True, s5b_sid, content, size, shown, ours,
@@ -160,18 +151,59 @@ class FileSessions:
         session.initiate((content,), time.monotonic())
         self.host.flush()
 
+    async def request(self, session: Session, name: str) -> None:
+        """XEP-0234 §5: ask the peer to send us ``name`` (senders='responder')."""
+        s5b_sid = secrets.token_hex(8)
+        expected = s5b.dstaddr(s5b_sid, session.local, session.peer)
+        folder = os.path.expanduser(self.host.config.transfer.download_dir)
+        answer = await self.host.ask(
+            m.Process.TRANSFER,
+            m.PrepareTransfer(session.sid, False, folder, 0, expected, name=name,
+                              peer=bare(session.peer)),
+            m.TransferPrepared, session.sid)
+        assert isinstance(answer, m.TransferPrepared)
+        transport, ours, in_band = await self._our_transport(session, s5b_sid, expected, answer)
+        content = Content(Role.INITIATOR, "file", ft.FileDescription(ft.FileInfo(name=name)),
+                          transport, Senders.RESPONDER)
+        self.files[session.sid] = FileState(False, s5b_sid, content, 0, name, ours,
+                                            path=answer.path, ibb=in_band)
+        session.initiate((content,), time.monotonic())
+        self.host.flush()
+
+    async def _our_transport(
+        self, session: Session, s5b_sid: str, expected: str, answer: m.TransferPrepared
+    ) -> tuple[s5b.S5bTransport | ibb.IbbTransport, dict[str, s5b.S5bCandidate],
+               ibb.IbbTransport | None]:
+        """SOCKS5 with our candidates, or in-band when that is all we allow."""
+        if self.host.config.transfer.transports[0] == "s5b":
+            ours = _candidates(answer.hosts, answer.port, session.local,
+                               await self.host.find_proxy(), self.host.config.policy.relay_only)
+            return s5b.S5bTransport(s5b_sid, tuple(ours.values()), expected), ours, None
+        in_band = ibb.IbbTransport(secrets.token_hex(8), IBB_BLOCK_SIZE)
+        return in_band, {}, in_band
+
     def peer_accepted(self, session: Session, contents: tuple[Content, ...]) -> None:
         state = self.files.get(session.sid)
         if state is None:
             return
         desc = next((c.description for c in contents
                      if isinstance(c.description, ft.FileDescription)), None)
-        if desc is not None and desc.file.range is not None:
+        if not state.sending:
+            # Our request was granted: the accept tells the size (and maybe the hash).
+            if desc is None or desc.file.size is None:
+                self.host.end(session, Reason.FAILED_APPLICATION, "accept without a size")
+                return
+            state.size = desc.file.size
+            state.peer_hash = _best_hash(desc.file) or state.peer_hash
+        elif desc is not None and desc.file.range is not None:
             state.offset = min(max(desc.file.range.offset, 0), state.size)
         in_band = next((c.transport for c in contents
                         if isinstance(c.transport, ibb.IbbTransport)), None)
         if in_band is not None and state.ibb is not None:
-            self._open_ibb(session, state, in_band)
+            if state.sending:
+                self._open_ibb(session, state, in_band)
+            else:
+                state.ibb = ibb.IbbTransport(in_band.sid, in_band.block_size)
             return
         transport = next((c.transport for c in contents
                           if isinstance(c.transport, s5b.S5bTransport)), None)
@@ -194,7 +226,8 @@ class FileSessions:
                           f"need XEP-0234 over {' or '.join(ours)}")
             return
         self.files[session.sid] = FileState(
-            False, transport.sid if isinstance(transport, s5b.S5bTransport) else "",
+            content.senders is Senders.RESPONDER,  # a request: we would be the sender
+            transport.sid if isinstance(transport, s5b.S5bTransport) else "",
             content, desc.file.size or 0, desc.file.name or "",
             theirs=transport.candidates if isinstance(transport, s5b.S5bTransport) else (),
             peer_hash=_best_hash(desc.file),
@@ -202,8 +235,11 @@ class FileSessions:
 
     async def accept(self, session: Session, directory: str | None) -> None:
         state = self.files.get(session.sid)
-        if state is None or state.sending:
-            raise CommandError(cp.NOT_ALLOWED, "not an incoming file offer")
+        if state is None:
+            raise CommandError(cp.NOT_ALLOWED, "not an incoming file offer or request")
+        if state.sending:
+            await self._grant(session, state)
+            return
         folder = os.path.expanduser(directory or self.host.config.transfer.download_dir)
         os.makedirs(folder, exist_ok=True)
         free = shutil.disk_usage(folder).free
@@ -247,6 +283,46 @@ class FileSessions:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
         self.host.flush()
         if state.ibb is None:
+            self._connect(session, state, state.theirs)
+
+    async def _grant(self, session: Session, state: FileState) -> None:
+        """Send a requested file (XEP-0234 §5), from ``transfer.shared_dir`` only."""
+        shared = self.host.config.transfer.shared_dir
+        answer = None
+        if shared:
+            expected = s5b.dstaddr(state.s5b_sid, session.local, session.peer)
+            answer = await self.host.ask(
+                m.Process.TRANSFER,
+                m.PrepareTransfer(session.sid, True, shared, 0, expected, name=state.name,
+                                  max_rate=self.host.config.transfer.max_rate),
+                m.TransferPrepared, session.sid)
+        if not isinstance(answer, m.TransferPrepared) or not answer.found or not answer.path:
+            self.host.end(session, Reason.CANCEL, "no such shared file")
+            raise CommandError(cp.NOT_FOUND, f"{state.name!r} is not in transfer.shared_dir")
+        state.size, state.path = answer.size, answer.path
+        name = os.path.basename(answer.path)
+        info = ft.FileInfo(name=name, size=state.size,
+                           media_type=mimetypes.guess_type(name)[0] or
+                           "application/octet-stream")
+        transport: s5b.S5bTransport | ibb.IbbTransport
+        if state.ibb is not None:
+            transport = state.ibb = ibb.IbbTransport(state.ibb.sid,
+                                                     min(state.ibb.block_size, IBB_BLOCK_SIZE))
+        else:
+            state.ours = _candidates(answer.hosts, answer.port, session.local,
+                                     await self.host.find_proxy(),
+                                     self.host.config.policy.relay_only)
+            transport = s5b.S5bTransport(state.s5b_sid, tuple(state.ours.values()), expected)
+        offer = state.content
+        try:
+            session.accept((Content(offer.creator, offer.name, ft.FileDescription(info),
+                                    transport, offer.senders),), time.monotonic())
+        except UsageError as exc:
+            raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
+        self.host.flush()
+        if state.ibb is not None:
+            self._open_ibb(session, state, state.ibb)
+        else:
             self._connect(session, state, state.theirs)
 
     # --- XEP-0260 negotiation --------------------------------------------------------
@@ -343,10 +419,11 @@ class FileSessions:
         local = "proxy" if remote == "proxy" else "direct"
         state = self.files.get(session.sid)
         offset = state.offset if state is not None and state.sending else 0
+        size = state.size if state is not None and not state.sending else 0
         self.host.post(m.Process.SUPERVISOR, m.TransportStateEvent(
             time.time(), session.sid, m.TransportState.CONNECTED, "s5b", local, remote))
         self.host.post(m.Process.TRANSFER, m.UseConnection(session.sid, ours, via_own_proxy,
-                                                           offset))
+                                                           offset, size))
 
     @staticmethod
     def _offered(state: FileState) -> ft.FileInfo:
@@ -400,6 +477,8 @@ class FileSessions:
                                              min(in_band.block_size, IBB_BLOCK_SIZE))
                 session.modify(Action.TRANSPORT_ACCEPT, reply, time.monotonic())
                 self.host.flush()
+                if state.sending:  # a requested file: we are the one who sends
+                    self._open_ibb(session, state, state.ibb)
             elif action is Action.TRANSPORT_ACCEPT and state.sending and state.ibb:
                 self._open_ibb(session, state, in_band or state.ibb)
             elif action is Action.TRANSPORT_REJECT:
@@ -462,7 +541,8 @@ class FileSessions:
             self.host.send_result(iq_id, sender)
             self.host.post(m.Process.SUPERVISOR, m.TransportStateEvent(
                 time.time(), sid, m.TransportState.CONNECTED, "ibb"))
-            self.host.post(m.Process.TRANSFER, m.UseIbb(sid, payload.block_size))
+            self.host.post(m.Process.TRANSFER, m.UseIbb(sid, payload.block_size,
+                                                        size=state.size))
         elif isinstance(payload, ibb.IbbData):
             state.ibb_acks[payload.seq] = iq_id
             self.host.post(m.Process.TRANSFER, m.IbbChunk(sid, payload.seq, payload.data))

@@ -338,6 +338,8 @@ class Signalling:
             return await self._call(command.to)
         if isinstance(command, m.SendFile):
             return await self._send_file(command)
+        if isinstance(command, m.RequestFile):
+            return await self._request_file(command)
         session = self.manager.get(getattr(command, "sid", ""))
         if session is None:
             raise CommandError(cp.UNKNOWN_SESSION, f"no session {getattr(command, 'sid', '')!r}")
@@ -413,6 +415,19 @@ class Signalling:
                                              m.Direction.OUTGOING)
         try:
             await self.files.offer(session, path, command.name, command.description)
+        except CommandError:
+            session.lost(Reason.FAILED_APPLICATION, "transfer worker unavailable")
+            self.flush()
+            raise
+        return session.sid
+
+    async def _request_file(self, command: m.RequestFile) -> str:
+        peer = await self._resolve(command.to, FILE_FEATURES, "file transfer")
+        session = self.manager.create_outgoing(peer, ns.FILE_TRANSFER)
+        self.info[session.sid] = SessionInfo(session.sid, peer, m.SessionKind.FILE,
+                                             m.Direction.OUTGOING)
+        try:
+            await self.files.request(session, command.name)
         except CommandError:
             session.lost(Reason.FAILED_APPLICATION, "transfer worker unavailable")
             self.flush()

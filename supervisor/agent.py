@@ -383,6 +383,8 @@ def _to_bus_command(request: cp.Request) -> m.Command:
         return m.Call(rid, a["to"])
     if request.cmd == "send_file":
         return m.SendFile(rid, a["to"], a["path"], a.get("name"), a.get("description"))
+    if request.cmd == "request_file":
+        return m.RequestFile(rid, a["to"], a["name"])
     if request.cmd == "accept":
         return m.Accept(rid, a["sid"], a.get("dir"))
     if request.cmd == "reject":

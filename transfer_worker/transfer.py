@@ -23,7 +23,7 @@ import aioice.ice
 
 from bus import messages as m
 from transfer_worker import partials
-from transfer_worker.names import PARTIAL_SUFFIX, sanitize, unique_path
+from transfer_worker.names import PARTIAL_SUFFIX, inside, sanitize, unique_path
 from transfer_worker.socks5 import Socks5Client, Socks5Error, Socks5Server
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,15 @@ class Transfer:
         self.expected = prepare.expected_dstaddr
         self.max_rate = prepare.max_rate
         self._send = send
-        if self.sending:
+        if self.sending and prepare.name is not None:
+            # A request (XEP-0234 §5): only a plain file inside the shared folder.
+            folder = Path(prepare.path)
+            self.path = folder / sanitize(prepare.name)
+            if not self.path.is_file() or not inside(folder, self.path):
+                raise FileNotFoundError(f"{prepare.name!r} is not shared")
+            self.size = self.path.stat().st_size
+            self.partial = self.path
+        elif self.sending:
             self.path = Path(prepare.path)
             self.partial = self.path
         else:
@@ -149,9 +157,12 @@ class Transfer:
 
     # --- data -------------------------------------------------------------------------
 
-    def use(self, ours: bool, via_own_proxy: bool = False, offset: int = 0) -> None:
+    def use(self, ours: bool, via_own_proxy: bool = False, offset: int = 0,
+            size: int = 0) -> None:
         if self.sending:
             self.offset = offset
+        elif size:
+            self.size = size
         connection = self.own_proxy if via_own_proxy else (
             self.incoming if ours else self.outgoing)
         if connection is None:
@@ -234,7 +245,9 @@ class Transfer:
 
     # --- in-band (XEP-0261): blocks through signalling -------------------------------
 
-    def use_ibb(self, block_size: int, offset: int) -> None:
+    def use_ibb(self, block_size: int, offset: int, size: int = 0) -> None:
+        if size and not self.sending:
+            self.size = size
         if self.sending:
             self.offset = offset
             self._window = asyncio.Semaphore(IBB_WINDOW)

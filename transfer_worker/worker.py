@@ -46,14 +46,15 @@ class TransferWorker:
             transfer = self.transfers.get(message.sid)
             if transfer is not None:
                 try:
-                    transfer.use(message.ours, message.via_own_proxy, message.offset)
+                    transfer.use(message.ours, message.via_own_proxy, message.offset,
+                                 message.size)
                 except ConnectionError as exc:
                     await self._send(source, m.WorkerFailed(message.sid, "failed-transport"))
                     log.warning("transfer %s: %s", message.sid, exc)
         elif isinstance(message, m.UseIbb):
             transfer = self.transfers.get(message.sid)
             if transfer is not None:
-                transfer.use_ibb(message.block_size, message.offset)
+                transfer.use_ibb(message.block_size, message.offset, message.size)
         elif isinstance(message, m.IbbAck):
             transfer = self.transfers.get(message.sid)
             if transfer is not None and transfer.sending:
@@ -86,14 +87,20 @@ class TransferWorker:
         try:
             transfer = Transfer(message, self._send)
             hosts, port = await transfer.listen()
+        except FileNotFoundError as exc:
+            log.info("transfer %s: %s", message.sid, exc)
+            await self._send(source, m.TransferPrepared(message.sid, found=False))
+            return
         except OSError as exc:
             log.warning("transfer %s cannot start: %s", message.sid, exc)
             await self._send(source, m.WorkerFailed(message.sid, "failed-application"))
             return
         self.transfers[message.sid] = transfer
-        path = None if message.sending else str(transfer.path)
-        await self._send(source, m.TransferPrepared(message.sid, hosts, port, path,
-                                                    0 if message.sending else transfer.offset))
+        shared = message.sending and message.name is not None
+        path = str(transfer.path) if shared or not message.sending else None
+        await self._send(source, m.TransferPrepared(
+            message.sid, hosts, port, path, 0 if message.sending else transfer.offset,
+            transfer.size if shared else 0))
 
     async def _connect(self, source: m.Process, transfer: Transfer,
                        message: m.ConnectCandidates) -> None:

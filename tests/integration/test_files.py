@@ -321,3 +321,38 @@ def test_offer_hashed_with_sha3_is_verified_with_sha3(prosody, start_agent, fold
     done = asyncio.run(scenario())
     assert done["verified"] is True
     assert Path(done["path"]).read_bytes() == payload
+
+
+@pytest.mark.parametrize("transports", ['["s5b", "ibb"]', '["ibb"]'])
+def test_request_a_shared_file(start_agent, folder, transports):
+    """XEP-0234 §5: alice asks bob for a file; bob sends it from transfer.shared_dir."""
+    from scripts.agents import make_ready
+
+    shared = folder / "shared"
+    shared.mkdir()
+    wanted = shared / "report.pdf"
+    wanted.write_bytes(os.urandom(3 * 1024 * 1024))
+    (folder / "secret.txt").write_text("outside the shared folder")
+    alice = start_agent("alice", extra=f'[transfer]\ntransports = {transports}\n'
+                                        f'download_dir = "{folder}/alice-dl"\n')
+    bob = start_agent("bob", extra=f'[transfer]\ntransports = {transports}\n'
+                                    f'shared_dir = "{shared}"\n')
+    make_ready(alice, bob)
+
+    sid = alice.client.request_file(bob.bare, "report.pdf")
+    request = bob.state(sid, "RECEIVEDINITIATE")
+    assert request["kind"] == "file"
+    bob.client.accept(sid)
+    done = alice.watch.wait_for(30, event="transfer.complete", sid=sid)
+    assert done["verified"] is True and done["size"] == wanted.stat().st_size
+    assert sha256(done["path"]) == sha256(wanted)
+    assert done["path"] == str(folder / "alice-dl" / "report.pdf")
+    assert alice.state(sid, "DEINIT")["reason"] == "success"
+
+    for name in ("missing.bin", "../secret.txt"):
+        sid = alice.client.request_file(bob.bare, name)
+        bob.state(sid, "RECEIVEDINITIATE")
+        with pytest.raises(ControlFailed) as info:
+            bob.client.accept(sid)
+        assert info.value.code == "not-found"
+        assert alice.state(sid, "DEINIT")["reason"] == "cancel"
