@@ -26,7 +26,8 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "control": frozenset({"commands", "events"}),
     "bus": frozenset({"endpoint", "heartbeat_interval", "heartbeat_timeout", "spawn"}),
     "audio": frozenset({"input", "output"}),
-    "transfer": frozenset({"download_dir", "max_rate", "transports", "shared_dir"}),
+    "transfer": frozenset({"download_dir", "max_rate", "transports", "shared_dir",
+                           "max_size"}),
     "policy": frozenset({"auto_accept_calls", "auto_accept_files", "reveal_ip_before_accept",
                          "relay_only"}),
     "jingle": frozenset({"ring_timeout", "iq_timeout"}),
@@ -78,6 +79,7 @@ class TransferConfig:
     max_rate: int  # bytes per second a transfer may send; 0 = unlimited
     transports: tuple[str, ...]  # in order of preference: s5b (XEP-0260), ibb (XEP-0261)
     shared_dir: str | None  # files contacts may request (XEP-0234 §5); None: none
+    max_size: int  # bytes; larger offers are refused on arrival; 0 = no limit
 
 
 @dataclass(frozen=True)
@@ -335,6 +337,7 @@ def load_config(path: str | os.PathLike[str] | None,
         transports=r.names("transfer", "transports", ("s5b", "ibb"), ("s5b", "ibb")),
         shared_dir=(os.path.expanduser(shared) if (shared := r.opt_text("transfer", "shared_dir"))
                     else None),
+        max_size=r.integer("transfer", "max_size", 0, 0, 1 << 50),
     )
     if not transfer.transports:
         raise ConfigError("transfer.transports: needs at least one of s5b, ibb")

@@ -225,6 +225,12 @@ class FileSessions:
             self.host.end(session, Reason.UNSUPPORTED_TRANSPORTS,
                           f"need XEP-0234 over {' or '.join(ours)}")
             return
+        size = desc.file.size or 0
+        if content.senders is not Senders.RESPONDER:
+            refusal = self._too_big(size, self.host.config.transfer.download_dir)
+            if refusal:
+                self.host.end(session, Reason.DECLINE, refusal)
+                return
         self.files[session.sid] = FileState(
             content.senders is Senders.RESPONDER,  # a request: we would be the sender
             transport.sid if isinstance(transport, s5b.S5bTransport) else "",
@@ -241,12 +247,10 @@ class FileSessions:
             await self._grant(session, state)
             return
         folder = os.path.expanduser(directory or self.host.config.transfer.download_dir)
-        os.makedirs(folder, exist_ok=True)
-        free = shutil.disk_usage(folder).free
-        if state.size > free:
-            self.host.end(session, Reason.DECLINE, "not enough disk space")
-            raise CommandError("insufficient-space",
-                               f"{state.size} bytes offered, {free} free in {folder}")
+        refusal = self._too_big(state.size, folder)
+        if refusal:
+            self.host.end(session, Reason.DECLINE, refusal)
+            raise CommandError("insufficient-space", refusal)
         expected = s5b.dstaddr(state.s5b_sid, session.local, session.peer)
         answer = await self.host.ask(
             m.Process.TRANSFER,
@@ -284,6 +288,18 @@ class FileSessions:
         self.host.flush()
         if state.ibb is None:
             self._connect(session, state, state.theirs)
+
+    def _too_big(self, size: int, folder: str) -> str | None:
+        """Why an offer of ``size`` bytes cannot land in ``folder``, or None."""
+        limit = self.host.config.transfer.max_size
+        if limit and size > limit:
+            return f"{size} bytes offered, transfer.max_size is {limit}"
+        folder = os.path.expanduser(folder)
+        os.makedirs(folder, exist_ok=True)
+        free = shutil.disk_usage(folder).free
+        if size > free:
+            return f"{size} bytes offered, {free} free in {folder}"
+        return None
 
     async def _grant(self, session: Session, state: FileState) -> None:
         """Send a requested file (XEP-0234 §5), from ``transfer.shared_dir`` only."""

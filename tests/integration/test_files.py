@@ -356,3 +356,17 @@ def test_request_a_shared_file(start_agent, folder, transports):
             bob.client.accept(sid)
         assert info.value.code == "not-found"
         assert alice.state(sid, "DEINIT")["reason"] == "cancel"
+
+
+def test_offer_over_the_size_limit_is_refused_on_arrival(start_agent, folder):
+    from scripts.agents import make_ready
+
+    alice = start_agent("alice")
+    bob = start_agent("bob", extra=f'[transfer]\nmax_size = 1000\ndownload_dir = "{folder}/dl"\n')
+    make_ready(alice, bob)
+    source = folder / "big.bin"
+    source.write_bytes(b"x" * 1001)
+    sid = alice.client.send_file(bob.bare, str(source))
+    assert alice.state(sid, "RECEIVEDREJECT")["reason"] == "decline"
+    assert bob.state(sid, "DEINIT")["reason"] == "decline"
+    assert not (folder / "dl").exists() or not any((folder / "dl").iterdir())
