@@ -363,15 +363,22 @@ class FileSessions:
             return
         state.we_used = next((c for c in state.theirs if c.cid == cid), None)
         info = s5b.S5bInfo.CANDIDATE_USED if cid else s5b.S5bInfo.CANDIDATE_ERROR
+        if self._tell(session, state, info, cid):
+            self._maybe_nominate(session, state)
+
+    def _tell(self, session: Session, state: FileState, info: s5b.S5bInfo,
+              cid: str | None) -> bool:
+        """A transport-info with one XEP-0260 §2.3-2.5 notice; False if the session
+        no longer allows it (it ended meanwhile)."""
         transport = s5b.S5bTransport(state.s5b_sid, info=info, info_cid=cid)
         try:
             session.send_transport_info(
                 (Content(state.content.creator, state.content.name, None, transport),),
                 time.monotonic())
         except UsageError:
-            return
+            return False
         self.host.flush()
-        self._maybe_nominate(session, state)
+        return True
 
     def transport_info(self, session: Session, contents: tuple[Content, ...]) -> None:
         state = self.files.get(session.sid)
@@ -457,15 +464,9 @@ class FileSessions:
                 info = s5b.S5bInfo.ACTIVATED
             except Exception as exc:  # an IQ error or timeout from the proxy
                 log.warning("transfer %s: proxy activation failed: %s", session.sid, exc)
-        transport = s5b.S5bTransport(state.s5b_sid, info=info,
-                                     info_cid=cid if info is s5b.S5bInfo.ACTIVATED else None)
-        try:
-            session.send_transport_info(
-                (Content(state.content.creator, state.content.name, None, transport),),
-                time.monotonic())
-        except UsageError:
+        if not self._tell(session, state, info,
+                          cid if info is s5b.S5bInfo.ACTIVATED else None):
             return
-        self.host.flush()
         if info is s5b.S5bInfo.ACTIVATED:
             self._use(session, ours=True, via_own_proxy=True, remote="proxy")
         else:
