@@ -264,6 +264,19 @@ class TransportStateEvent(Message):
 
 
 @dataclass(frozen=True)
+class IceServerInfo:
+    """STUN/TURN servers learnt from the XMPP server (XEP-0215) for one call."""
+
+    stun_host: str | None = None
+    stun_port: int = 0
+    turn_host: str | None = None
+    turn_port: int = 0
+    turn_username: str | None = None
+    turn_password: str | None = None
+    turn_transport: str = "udp"
+
+
+@dataclass(frozen=True)
 class PrepareMedia(Message):
     """Signalling asks the media worker to hold a call's media session.
 
@@ -273,6 +286,7 @@ class PrepareMedia(Message):
 
     sid: str
     controlling: bool
+    servers: IceServerInfo | None = None
 
 
 @dataclass(frozen=True)

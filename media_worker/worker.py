@@ -11,11 +11,12 @@ the supervisor.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 
 from bus import messages as m
-from bus.config import AgentConfig
+from bus.config import AgentConfig, IceConfig
 from bus.link import ProcessLink
 from bus.tasks import TaskSet
 from media_worker.call import MediaCall
@@ -47,6 +48,21 @@ def raise_priority(mode: str) -> str:
     return "normal"
 
 
+def merge_servers(static: IceConfig, learnt: m.IceServerInfo | None) -> IceConfig:
+    """Servers from the config win; the XMPP server's (XEP-0215) fill what is unset."""
+    if learnt is None:
+        return static
+    ice = static
+    if ice.stun_server is None and learnt.stun_host:
+        ice = dataclasses.replace(ice, stun_server=(learnt.stun_host, learnt.stun_port))
+    if ice.turn_server is None and learnt.turn_host:
+        ice = dataclasses.replace(
+            ice, turn_server=(learnt.turn_host, learnt.turn_port),
+            turn_username=learnt.turn_username, turn_password=learnt.turn_password,
+            turn_transport=learnt.turn_transport)
+    return ice
+
+
 class MediaWorker:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
@@ -67,7 +83,8 @@ class MediaWorker:
             call = self.calls.get(message.sid)
             if call is None:
                 call = MediaCall(message.sid, message.controlling, self.config.audio.input,
-                                 self.config.audio.output, self._send, self.config.ice)
+                                 self.config.audio.output, self._send,
+                                 merge_servers(self.config.ice, message.servers))
                 self.calls[message.sid] = call
             await self._send(source, m.MediaPrepared(call.sid, call.ice.ufrag, call.ice.pwd))
         elif isinstance(message, m.StartMedia):

@@ -24,8 +24,7 @@ relay-ip=127.0.0.1
 min-port={min_port}
 max-port={max_port}
 realm=pyjingle.test
-lt-cred-mech
-user={user}:{password}
+{auth}
 fingerprint
 allow-loopback-peers
 no-tls
@@ -44,6 +43,7 @@ class LocalCoturn:
     user: str = "pyjingle"
     password: str = "turn-secret"
     port: int = 0
+    auth_secret: str | None = None  # TURN REST credentials (use-auth-secret), as XEP-0215 hands out
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> None:
@@ -53,9 +53,10 @@ class LocalCoturn:
         self.port = self.port or free_port()
         base = 40000 + (self.port % 200) * 100
         config = self.data / "turnserver.conf"
+        auth = (f"use-auth-secret\nstatic-auth-secret={self.auth_secret}" if self.auth_secret
+                else f"lt-cred-mech\nuser={self.user}:{self.password}")
         config.write_text(CONFIG.format(port=self.port, min_port=base, max_port=base + 99,
-                                        user=self.user, password=self.password,
-                                        data=self.data))
+                                        auth=auth, data=self.data))
         self.proc = subprocess.Popen(["turnserver", "-c", str(config)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

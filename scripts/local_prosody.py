@@ -31,6 +31,7 @@ log = {{ {level} = "{data}/prosody.log" }}
 admins = {{ }}
 modules_enabled = {{
     "roster"; "saslauth"; "disco"; "ping"; "groups"; "presence"; "iq"; "message"; {tls_on}
+    {turn_module}
 }}
 modules_disabled = {{ "s2s"; "posix"; {tls_module} }}
 certificates = "{data}/certs"
@@ -47,7 +48,7 @@ https_ports = {{ }}
 proxy65_ports = {{ {proxy65} }}
 proxy65_interfaces = {{ "127.0.0.1" }}
 groups_file = "{data}/groups.txt"
--- Jingle signalling is bursts of small stanzas: Nagle would hold them ~40 ms.
+{turn}-- Jingle signalling is bursts of small stanzas: Nagle would hold them ~40 ms.
 network_settings = {{ nagle = false }}
 
 VirtualHost "{domain}"
@@ -92,6 +93,8 @@ class LocalProsody:
     tls: bool = False  # offer STARTTLS with a self-signed certificate
     interfaces: tuple[str, ...] = ("127.0.0.1",)
     proxy65: bool = True  # the XEP-0065 bytestreams proxy component
+    # XEP-0215 via mod_turn_external: (host, port, shared secret, credential ttl seconds)
+    turn: tuple[str, int, str, int] | None = None
     prefix: tuple[str, ...] = ()  # e.g. ("ip", "netns", "exec", "ns1") to run it elsewhere
     proc: subprocess.Popen[bytes] | None = None
 
@@ -117,6 +120,10 @@ class LocalProsody:
             domain=self.domain, tls_module="" if self.tls else '"tls";',
             interfaces="; ".join(f'"{i}"' for i in self.interfaces),
             proxy=PROXY.format(domain=self.domain) if self.proxy65 else "",
+            turn_module='"turn_external";' if self.turn else "",
+            turn=(f'turn_external_host = "{self.turn[0]}"\nturn_external_port = {self.turn[1]}\n'
+                  f'turn_external_secret = "{self.turn[2]}"\n'
+                  f"turn_external_ttl = {self.turn[3]}\n") if self.turn else "",
             tls_on='"tls";' if self.tls else ""))
         members = "\n".join(f"{user}@{self.domain}" for user in users)
         (self.data / "groups.txt").write_text(f"[pyjingle]\n{members}\n")

@@ -23,6 +23,7 @@ from bus.config import AgentConfig
 from bus.link import ProcessLink
 from bus.tasks import TaskSet
 from control import protocol as cp
+from signalling import external_services as extdisco
 from signalling.contacts import choose_resource
 from signalling.errors import CommandError
 from signalling.file_sessions import FILE_FEATURES, FileSessions
@@ -93,6 +94,8 @@ class Signalling:
         self._preparing: dict[str, asyncio.Task[m.Message]] = {}
         self.files = FileSessions(self)
         self._proxy: tuple[str, str, int] | None = None
+        self.ice_servers: extdisco.IceServers | None = None
+        self._ice_refresh: asyncio.TimerHandle | None = None
         self._proxy_known = False
 
     # --- process lifecycle (bus.service.Service) -------------------------------------
@@ -157,6 +160,7 @@ class Signalling:
 
     def on_connected(self, jid: str, encrypted: bool) -> None:
         self._proxy_known = False  # another server, perhaps another proxy
+        self._bg.spawn(self._refresh_ice_servers())
         self.local_jid = jid
         self.manager.local = jid
         log.info("connected as %s (%s)", jid, "TLS" if encrypted else "no TLS")
@@ -558,8 +562,8 @@ class Signalling:
         (an incoming call is prepared on arrival, and accept may come before that ends)."""
         task = self._preparing.get(sid)
         if task is None:
-            task = self._bg.spawn(self.ask(m.Process.MEDIA, m.PrepareMedia(sid, controlling),
-                                            m.MediaPrepared, sid))
+            prepare = m.PrepareMedia(sid, controlling, self._servers_for_call())
+            task = self._bg.spawn(self.ask(m.Process.MEDIA, prepare, m.MediaPrepared, sid))
             self._preparing[sid] = task
         try:
             answer = await asyncio.shield(task)
@@ -599,6 +603,33 @@ class Signalling:
             self._proxy = await self.xmpp.find_proxy()
             self._proxy_known = True
         return self._proxy
+
+    async def _refresh_ice_servers(self) -> None:
+        """XEP-0215: STUN/TURN from the server, fetched again before the TURN
+        credentials expire so that a long-running agent keeps relaying."""
+        if self._ice_refresh is not None:
+            self._ice_refresh.cancel()
+            self._ice_refresh = None
+        fetched_at = time.time()
+        found = await self.xmpp.external_services()
+        self.ice_servers = extdisco.choose(extdisco.parse(found)) if found is not None else None
+        if self.ice_servers is None:
+            return
+        log.info("ICE servers from the server: stun %s, turn %s (expires %s)",
+                 self.ice_servers.stun, self.ice_servers.turn, self.ice_servers.expires)
+        delay = extdisco.refresh_delay(self.ice_servers, fetched_at, time.time())
+        if delay is not None:
+            self._ice_refresh = asyncio.get_running_loop().call_later(
+                delay, lambda: self._bg.spawn(self._refresh_ice_servers()))
+
+    def _servers_for_call(self) -> m.IceServerInfo | None:
+        s = self.ice_servers
+        if s is None or (s.stun is None and s.turn is None):
+            return None
+        return m.IceServerInfo(
+            s.stun[0] if s.stun else None, s.stun[1] if s.stun else 0,
+            s.turn[0] if s.turn else None, s.turn[1] if s.turn else 0,
+            s.turn_username, s.turn_password, s.turn_transport)
 
     async def activate_proxy(self, proxy: str, sid: str, target: str) -> None:
         await self.xmpp.activate_proxy(proxy, sid, target)

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_MAX = 30.0
 BYTESTREAMS = "http://jabber.org/protocol/bytestreams"  # XEP-0065
+EXTDISCO = "urn:xmpp:extdisco:2"  # XEP-0215
 
 
 class StreamListener(Protocol):
@@ -251,6 +252,18 @@ class XmppClient(slixmpp.ClientXMPP):
         query = ET.SubElement(iq.xml, f"{{{BYTESTREAMS}}}query", {"sid": sid})
         ET.SubElement(query, f"{{{BYTESTREAMS}}}activate").text = target
         await iq.send(timeout=10)
+
+    async def external_services(self) -> ET.Element | None:
+        """XEP-0215 §3.2: the server's <services/> (with credentials), or None."""
+        iq = self.make_iq_get(ito=self.boundjid.domain)
+        iq.xml.append(ET.Element(f"{{{EXTDISCO}}}services"))
+        try:
+            reply = await iq.send(timeout=5)
+        except (IqError, IqTimeout) as exc:
+            log.info("no external services (XEP-0215): %s", exc)
+            return None
+        services: ET.Element | None = reply.xml.find(f"{{{EXTDISCO}}}services")
+        return services
 
     def in_roster(self, bare: str) -> bool:
         if bare not in self.client_roster:

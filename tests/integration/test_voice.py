@@ -173,3 +173,46 @@ def test_mute_silences_what_the_peer_hears(voice_pair, folder):
     # Tone, then at least a second of silence while muted, then tone again.
     assert "#" * 8 in text.split("." * 10, 1)[0], text
     assert "." * 10 in text and "#" * 8 in text.split("." * 10, 1)[1], text
+
+
+def test_turn_credentials_from_the_server_are_refreshed(folder):
+    """XEP-0215: Prosody's mod_turn_external hands out TURN credentials valid 4 s;
+    the agent refreshes them before they expire, so a call placed after the first
+    credentials died still gathers a relayed candidate."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from scripts.agents import USERS, Agent, make_ready
+    from scripts.local_coturn import LocalCoturn
+    from scripts.local_prosody import LocalProsody
+
+    data = Path(tempfile.mkdtemp(prefix="pj-xep0215-"))
+    turn = LocalCoturn(data / "turn", auth_secret="xep0215-secret")
+    turn.start()
+    server = LocalProsody(data / "prosody", turn=("127.0.0.1", turn.port, "xep0215-secret", 4))
+    server.configure(USERS)
+    server.start()
+    agents = []
+    try:
+        quiet = '[audio]\ninput = "silence"\noutput = "null"\n'
+        alice, bob = Agent(server, "alice", folder, quiet), Agent(server, "bob", folder, quiet)
+        agents = [alice, bob]
+        for agent in agents:
+            agent.wait_connected()
+        make_ready(alice, bob)
+        time.sleep(6.0)  # the first credentials (4 s) have expired by now
+        sid = alice.client.call(bob.bare)
+        bob.state(sid, "RECEIVEDINITIATE")
+        bob.client.accept(sid)
+        checking = alice.watch.wait_for(10, event="transport.state", sid=sid, state="checking")
+        assert "relay" in checking["candidates"], checking
+        alice.state(sid, "INPROGRESS", timeout=15)
+        alice.client.hangup(sid)
+        bob.state(sid, "DEINIT")
+    finally:
+        for agent in agents:
+            agent.stop()
+        server.stop()
+        turn.stop()
+        shutil.rmtree(data, ignore_errors=True)
