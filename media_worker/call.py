@@ -50,10 +50,10 @@ Send = Callable[[m.Process, m.Message], Awaitable[None]]
 
 class MediaCall:
     def __init__(self, sid: str, controlling: bool, audio_in: str, audio_out: str,
-                 send: Send, ice: IceConfig | None = None) -> None:
+                 send: Send, ice: IceConfig | None = None, relay_only: bool = False) -> None:
         self.sid = sid
         self.connect_timeout = ice.connect_timeout if ice else 20.0
-        self.ice = IceTransport(controlling, ice)
+        self.ice = IceTransport(controlling, ice, relay_only)
         self._audio_in = audio_in
         self._audio_out = audio_out
         self._send = send

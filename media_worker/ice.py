@@ -9,6 +9,7 @@ end-of-candidates and bounds ``connect()`` in time.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 
@@ -39,18 +40,34 @@ def from_info(info: IceCandidateInfo) -> aioice.Candidate:
         generation=info.generation)
 
 
+def signalled(candidates: list[IceCandidateInfo], relay_only: bool) -> list[IceCandidateInfo]:
+    """What may be sent to the peer. Relay-only: relayed candidates alone, without their
+    related address (RFC 8445 §5.1.3 lets it reveal the address behind the relay)."""
+    if not relay_only:
+        return candidates
+    return [dataclasses.replace(c, rel_addr=None, rel_port=None)
+            for c in candidates if c.type == "relay"]
+
+
 class IceTransport:
     """ICE for one call. Credentials exist at once; sockets only after ``gather()``."""
 
-    def __init__(self, controlling: bool, servers: IceConfig | None = None) -> None:
+    def __init__(self, controlling: bool, servers: IceConfig | None = None,
+                 relay_only: bool = False) -> None:
+        """``relay_only``: RFC 9429 §3.5.3 relay policy: neither host nor server-reflexive
+        candidates are gathered, so no address of ours can reach the peer."""
         self.servers = servers
+        self.relay_only = relay_only
+        policy = aioice.TransportPolicy.RELAY if relay_only else aioice.TransportPolicy.ALL
         if servers is None:
-            self.connection = aioice.Connection(ice_controlling=controlling, components=1)
+            self.connection = aioice.Connection(ice_controlling=controlling, components=1,
+                                                transport_policy=policy)
         else:
             self.connection = aioice.Connection(
                 ice_controlling=controlling, components=1, stun_server=servers.stun_server,
                 turn_server=servers.turn_server, turn_username=servers.turn_username,
-                turn_password=servers.turn_password, turn_transport=servers.turn_transport)
+                turn_password=servers.turn_password, turn_transport=servers.turn_transport,
+                transport_policy=policy)
         self._ended = False
         self._gathered = False
         self._early: list[IceCandidateInfo] = []
@@ -77,7 +94,8 @@ class IceTransport:
         early, self._early = self._early, []
         for info in early:
             await self._add(info)
-        return [to_info(c) for c in self.connection.local_candidates]
+        return signalled([to_info(c) for c in self.connection.local_candidates],
+                         self.relay_only)
 
     def set_remote_credentials(self, ufrag: str, pwd: str) -> None:
         self.connection.remote_username = ufrag

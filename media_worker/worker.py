@@ -84,7 +84,8 @@ class MediaWorker:
             if call is None:
                 call = MediaCall(message.sid, message.controlling, self.config.audio.input,
                                  self.config.audio.output, self._send,
-                                 merge_servers(self.config.ice, message.servers))
+                                 merge_servers(self.config.ice, message.servers),
+                                 self.config.policy.relay_only)
                 self.calls[message.sid] = call
             await self._send(source, m.MediaPrepared(call.sid, call.ice.ufrag, call.ice.pwd))
         elif isinstance(message, m.StartMedia):

@@ -216,3 +216,41 @@ def test_turn_credentials_from_the_server_are_refreshed(folder):
         server.stop()
         turn.stop()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_relay_only_call_uses_and_signals_relayed_candidates_only(start_agent, folder):
+    """policy.relay_only: only relayed candidates are gathered and signalled, so the
+    peer never learns a host or server-reflexive address; the call still connects."""
+    import tempfile
+    from pathlib import Path
+
+    from scripts.agents import make_ready
+    from scripts.local_coturn import LocalCoturn
+
+    turn = LocalCoturn(Path(tempfile.mkdtemp(prefix="pj-relay-")))
+    turn.start()
+    try:
+        ice = (f'[ice]\nturn_server = "127.0.0.1:{turn.port}"\n'
+               f'turn_username = "{turn.user}"\nturn_password = "{turn.password}"\n'
+               f'stun_server = "127.0.0.1:{turn.port}"\n'
+               '[audio]\ninput = "tone:440"\noutput = "null"\n'
+               '[policy]\nrelay_only = true\n')
+        alice = start_agent("alice", extra=ice)
+        bob = start_agent("bob", extra=ice)
+        make_ready(alice, bob)
+        sid = alice.client.call(bob.bare)
+        bob.state(sid, "RECEIVEDINITIATE")
+        bob.client.accept(sid)
+        for agent in (alice, bob):
+            checking = agent.watch.wait_for(10, event="transport.state", sid=sid,
+                                            state="checking")
+            assert checking["candidates"] == ["relay"], checking
+        for agent in (alice, bob):
+            connected = agent.watch.wait_for(15, event="transport.state", sid=sid,
+                                             state="connected")
+            assert (connected["local"], connected["remote"]) == ("relay", "relay")
+        bob.state(sid, "INPROGRESS", timeout=15)
+        alice.client.hangup(sid)
+        bob.state(sid, "DEINIT")
+    finally:
+        turn.stop()
