@@ -29,7 +29,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "transfer": frozenset({"download_dir", "max_rate", "transports", "shared_dir",
                            "max_size"}),
     "policy": frozenset({"auto_accept_calls", "auto_accept_files", "reveal_ip_before_accept",
-                         "relay_only"}),
+                         "relay_only", "relay_only_contacts"}),
     "jingle": frozenset({"ring_timeout", "iq_timeout"}),
     "ice": frozenset({"connect_timeout", "stun_server", "turn_server", "turn_username",
                       "turn_password", "turn_transport"}),
@@ -88,6 +88,11 @@ class PolicyConfig:
     auto_accept_files: str
     reveal_ip_before_accept: str
     relay_only: bool
+    relay_only_contacts: tuple[str, ...]  # bare JIDs to hide our addresses from
+
+    def relay_only_for(self, peer: str) -> bool:
+        """Relay-only for this peer (full or bare JID)?"""
+        return self.relay_only or peer.split("/", 1)[0] in self.relay_only_contacts
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,18 @@ class _Reader:
             raise ConfigError(f"{section}.{key}: expected true or false, got {value!r}")
         return value
 
+    def jids(self, section: str, key: str) -> tuple[str, ...]:
+        value, from_env = self.raw(section, key)
+        if value is None:
+            return ()
+        if from_env and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{section}.{key}: expected a list of JIDs, got {value!r}")
+        for jid in value:
+            _check_jid(f"{section}.{key}", jid)
+        return tuple(v.split("/", 1)[0] for v in value)
+
     def names(self, section: str, key: str, default: tuple[str, ...],
               allowed: tuple[str, ...]) -> tuple[str, ...]:
         value, from_env = self.raw(section, key)
@@ -348,6 +365,7 @@ def load_config(path: str | os.PathLike[str] | None,
             "policy", "reveal_ip_before_accept", "never", choices=REVEAL_POLICIES
         ),
         relay_only=r.flag("policy", "relay_only", False),
+        relay_only_contacts=r.jids("policy", "relay_only_contacts"),
     )
     jingle = JingleConfig(
         ring_timeout=r.number("jingle", "ring_timeout", 60.0, 1.0, 3600.0),

@@ -287,6 +287,7 @@ class PrepareMedia(Message):
     sid: str
     controlling: bool
     servers: IceServerInfo | None = None
+    relay_only: bool = False  # policy.relay_only, globally or for this peer
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ class MediaWorker:
                 call = MediaCall(message.sid, message.controlling, self.config.audio.input,
                                  self.config.audio.output, self._send,
                                  merge_servers(self.config.ice, message.servers),
-                                 self.config.policy.relay_only)
+                                 message.relay_only)
                 self.calls[message.sid] = call
             await self._send(source, m.MediaPrepared(call.sid, call.ice.ufrag, call.ice.pwd))
         elif isinstance(message, m.StartMedia):

@@ -177,7 +177,8 @@ class FileSessions:
         """SOCKS5 with our candidates, or in-band when that is all we allow."""
         if self.host.config.transfer.transports[0] == "s5b":
             ours = _candidates(answer.hosts, answer.port, session.local,
-                               await self.host.find_proxy(), self.host.config.policy.relay_only)
+                               await self.host.find_proxy(),
+                               self.host.config.policy.relay_only_for(session.peer))
             return s5b.S5bTransport(s5b_sid, tuple(ours.values()), expected), ours, None
         in_band = ibb.IbbTransport(secrets.token_hex(8), IBB_BLOCK_SIZE)
         return in_band, {}, in_band
@@ -263,7 +264,7 @@ class FileSessions:
         state.offset = answer.offset
         state.ours = _candidates(answer.hosts, answer.port, session.local,
                                  await self.host.find_proxy(),
-                                 self.host.config.policy.relay_only)
+                                 self.host.config.policy.relay_only_for(session.peer))
         offer = state.content
         description = offer.description
         accepted_transport: s5b.S5bTransport | ibb.IbbTransport
@@ -327,7 +328,7 @@ class FileSessions:
         else:
             state.ours = _candidates(answer.hosts, answer.port, session.local,
                                      await self.host.find_proxy(),
-                                     self.host.config.policy.relay_only)
+                                     self.host.config.policy.relay_only_for(session.peer))
             transport = s5b.S5bTransport(state.s5b_sid, tuple(state.ours.values()), expected)
         offer = state.content
         try:
@@ -346,7 +347,7 @@ class FileSessions:
     def _connect(self, session: Session, state: FileState,
                  candidates: tuple[s5b.S5bCandidate, ...]) -> None:
         state.theirs = candidates
-        if self.host.config.policy.relay_only:
+        if self.host.config.policy.relay_only_for(session.peer):
             # Dialling the peer's own addresses would reveal ours: proxies only.
             candidates = tuple(c for c in candidates if c.type == "proxy")
         self.host.post(m.Process.TRANSFER, m.ConnectCandidates(

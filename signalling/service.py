@@ -562,7 +562,9 @@ class Signalling:
         (an incoming call is prepared on arrival, and accept may come before that ends)."""
         task = self._preparing.get(sid)
         if task is None:
-            prepare = m.PrepareMedia(sid, controlling, self._servers_for_call())
+            session = self.manager.get(sid)
+            relay_only = self.config.policy.relay_only_for(session.peer if session else "")
+            prepare = m.PrepareMedia(sid, controlling, self._servers_for_call(), relay_only)
             task = self._bg.spawn(self.ask(m.Process.MEDIA, prepare, m.MediaPrepared, sid))
             self._preparing[sid] = task
         try:

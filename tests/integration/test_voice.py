@@ -233,10 +233,11 @@ def test_relay_only_call_uses_and_signals_relayed_candidates_only(start_agent, f
         ice = (f'[ice]\nturn_server = "127.0.0.1:{turn.port}"\n'
                f'turn_username = "{turn.user}"\nturn_password = "{turn.password}"\n'
                f'stun_server = "127.0.0.1:{turn.port}"\n'
-               '[audio]\ninput = "tone:440"\noutput = "null"\n'
-               '[policy]\nrelay_only = true\n')
-        alice = start_agent("alice", extra=ice)
-        bob = start_agent("bob", extra=ice)
+               '[audio]\ninput = "tone:440"\noutput = "null"\n')
+        # Alice hides her addresses from bob only; bob from everyone.
+        alice = start_agent("alice", extra=ice + '[policy]\nrelay_only_contacts = '
+                                                 '["bob@localhost"]\n')
+        bob = start_agent("bob", extra=ice + '[policy]\nrelay_only = true\n')
         make_ready(alice, bob)
         sid = alice.client.call(bob.bare)
         bob.state(sid, "RECEIVEDINITIATE")

@@ -105,3 +105,13 @@ def test_unknown_sections_keys_and_bad_toml(tmp_path, text, key):
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
     assert str(info.value).startswith(key) and "\n" not in str(info.value)
+
+
+def test_relay_only_per_contact(good):
+    cfg = load_config(good, env={"PYJINGLE_POLICY_RELAY_ONLY_CONTACTS":
+                                 "stranger@example.com, other@example.org/phone"})
+    assert cfg.policy.relay_only_for("stranger@example.com/laptop")
+    assert cfg.policy.relay_only_for("other@example.org")
+    assert not cfg.policy.relay_only_for("friend@example.com/x")
+    with pytest.raises(ConfigError, match="relay_only_contacts"):
+        load_config(good, env={"PYJINGLE_POLICY_RELAY_ONLY_CONTACTS": "not a jid"})
