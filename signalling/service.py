@@ -23,7 +23,7 @@ from bus.config import AgentConfig
 from bus.link import ProcessLink
 from bus.tasks import TaskSet
 from control import protocol as cp
-from signalling import external_services as extdisco
+from signalling.call_sessions import CALL_FEATURES, CallSessions
 from signalling.contacts import choose_resource
 from signalling.errors import CommandError
 from signalling.file_sessions import FILE_FEATURES, FileSessions
@@ -43,7 +43,7 @@ from signalling.jingle.session import (
     Timeouts,
     TransportInfoReceived,
 )
-from signalling.jingle.stanzas import Content, Formats
+from signalling.jingle.stanzas import Formats
 from signalling.jingle.states import Reason, Role, SessionState
 from signalling.xmpp.client import XmppClient
 
@@ -58,8 +58,6 @@ FORMATS = Formats(
 # What this agent can do, advertised with disco (XEP-0030) and caps (XEP-0115).
 FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP, ns.FILE_TRANSFER, ns.S5B, ns.IBB,
             ibb.IBB_STANZAS)
-CALL_FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP)
-SUPPORTED_CODECS = (rtp.OPUS, rtp.PCMU)
 WORKER_TIMEOUT = 3.0
 KIND_WORKER = {m.SessionKind.CALL: m.Process.MEDIA, m.SessionKind.FILE: m.Process.TRANSFER}
 
@@ -72,7 +70,6 @@ class SessionInfo:
     peer: str
     kind: m.SessionKind
     direction: m.Direction
-    ice: tuple[str, str] | None = None
     closed: bool = False  # the worker was told to close this session
 
 
@@ -91,11 +88,9 @@ class Signalling:
         self._timer: asyncio.TimerHandle | None = None
         self._bg = TaskSet()
         self._waiting: dict[tuple[type[m.Message], str], asyncio.Future[m.Message]] = {}
-        self._preparing: dict[str, asyncio.Task[m.Message]] = {}
+        self.calls = CallSessions(self)
         self.files = FileSessions(self)
         self._proxy: tuple[str, str, int] | None = None
-        self.ice_servers: extdisco.IceServers | None = None
-        self._ice_refresh: asyncio.TimerHandle | None = None
         self._proxy_known = False
 
     # --- process lifecycle (bus.service.Service) -------------------------------------
@@ -130,7 +125,7 @@ class Signalling:
                     reason = Reason.FAILED_APPLICATION
                 self.end(session, reason, f"{source} worker: {message.reason}")
         elif isinstance(message, m.LocalCandidates):
-            self._send_candidates(message)
+            self.calls.send_candidates(message)
         elif isinstance(message, m.IbbChunk | m.IbbAck):
             session = self.manager.get(message.sid)
             if session is not None and isinstance(message, m.IbbChunk):
@@ -160,7 +155,7 @@ class Signalling:
 
     def on_connected(self, jid: str, encrypted: bool) -> None:
         self._proxy_known = False  # another server, perhaps another proxy
-        self._bg.spawn(self._refresh_ice_servers())
+        self._bg.spawn(self.calls.refresh_servers())
         self.local_jid = jid
         self.manager.local = jid
         log.info("connected as %s (%s)", jid, "TLS" if encrypted else "no TLS")
@@ -247,13 +242,13 @@ class Signalling:
         if isinstance(inner, PeerAccepted):
             if is_file and session is not None:
                 self.files.peer_accepted(session, inner.contents)
-            else:
-                self._start_media(inner.sid, inner.contents)
+            elif session is not None:
+                self.calls.start_media(session, inner.contents)
         elif isinstance(inner, TransportInfoReceived):
             if is_file and session is not None:
                 self.files.transport_info(session, inner.contents)
             else:
-                self._forward_candidates(inner.sid, inner.contents)
+                self.calls.forward_candidates(inner.sid, inner.contents)
         elif isinstance(inner, ModifyReceived) and is_file:
             if session is not None:
                 self.files.modify_received(session, inner.action, inner.contents)
@@ -281,7 +276,7 @@ class Signalling:
                 self.post(KIND_WORKER[info.kind], m.CloseSession(inner.sid, reason or "ended"))
             if inner.state is SessionState.DEINIT:
                 self.info.pop(inner.sid, None)
-                self._preparing.pop(inner.sid, None)
+                self.calls.ended(inner.sid)
                 self.files.ended(inner.sid, inner.state)
 
     def _incoming(self, created: SessionCreated) -> None:
@@ -296,33 +291,13 @@ class Signalling:
             return
         if created.application != ns.RTP:
             return
-        self._bg.spawn(self._prepare_incoming_call(created.sid, created.peer))
+        self._bg.spawn(self.calls.incoming(created.sid, created.peer))
 
     async def _auto_accept_file(self, session: Session) -> None:
         try:
             await self.files.accept(session, None)
         except CommandError as exc:
             log.warning("auto-accept of file %s failed: %s", session.sid, exc)
-
-    async def _prepare_incoming_call(self, sid: str, peer: str) -> None:
-        try:
-            await self._prepare_media(sid, controlling=False)
-        except CommandError as exc:
-            session = self.manager.get(sid)
-            if session is not None:
-                self.end(session, Reason.FAILED_APPLICATION, str(exc))
-            return
-        session = self.manager.get(sid)
-        if session is not None and session.state is SessionState.RECEIVEDINITIATE:
-            # XEP-0167 §5: tell the caller the call is being presented to the user.
-            session.send_info(rtp.RtpInfo(rtp.RtpInfoKind.RINGING), time.monotonic())
-            self.flush()
-        policy = self.config.policy.auto_accept_calls
-        if policy == "all" or (policy == "roster" and self.xmpp.in_roster(bare(peer))):
-            try:
-                self._accept_call(sid)
-            except CommandError as exc:
-                log.warning("auto-accept of %s failed: %s", sid, exc)
 
     # --- commands -------------------------------------------------------------------
 
@@ -356,9 +331,7 @@ class Signalling:
             if info is not None and info.kind is m.SessionKind.FILE:
                 await self.files.accept(session, command.dir)
                 return None
-            if info is not None and info.ice is None and info.kind is m.SessionKind.CALL:
-                await self._prepare_media(session.sid, controlling=False)
-            self._accept_call(session.sid)
+            await self.calls.accept(session.sid)
         elif isinstance(command, m.Reject):
             if session.role is not Role.RESPONDER or (
                 session.state is not SessionState.RECEIVEDINITIATE
@@ -374,7 +347,10 @@ class Signalling:
                 reason = Reason.CANCEL  # hanging up before an answer cancels (XEP-0167 §6.6)
             self._terminate(session, reason)
         elif isinstance(command, m.Mute):
-            self._mute(session, command.muted)
+            info = self.info.get(session.sid)
+            if info is None or info.kind is not m.SessionKind.CALL:
+                raise CommandError(cp.NOT_ALLOWED, "only calls can be muted")
+            self.calls.mute(session, command.muted)
         return None
 
     async def _resolve(self, to: str, features: tuple[str, ...], what: str) -> str:
@@ -396,17 +372,7 @@ class Signalling:
         session = self.manager.create_outgoing(peer, ns.RTP)
         self.info[session.sid] = SessionInfo(session.sid, peer, m.SessionKind.CALL,
                                              m.Direction.OUTGOING)
-        try:
-            ufrag, pwd = await self._prepare_media(session.sid, controlling=True)
-        except CommandError:
-            session.lost(Reason.FAILED_APPLICATION, "media worker unavailable")
-            self.flush()
-            raise
-        # No candidate: addresses are only gathered once the callee accepts.
-        content = Content(Role.INITIATOR, "voice", rtp.audio_offer(),
-                          ice_udp.IceUdpTransport(ufrag, pwd))
-        session.initiate((content,), time.monotonic())
-        self.flush()
+        await self.calls.call(session)
         return session.sid
 
     async def _send_file(self, command: m.SendFile) -> str:
@@ -438,44 +404,6 @@ class Signalling:
             raise
         return session.sid
 
-    def _accept_call(self, sid: str) -> None:
-        session = self.manager.get(sid)
-        info = self.info.get(sid)
-        if session is None or info is None or info.ice is None:
-            raise CommandError(cp.UNKNOWN_SESSION, f"no session {sid!r}")
-        answers = []
-        for offered in session.remote_contents:
-            desc = offered.description
-            if isinstance(desc, rtp.RtpDescription):
-                answer = rtp.answer(desc, SUPPORTED_CODECS)
-                if answer is not None:
-                    answers.append(Content(offered.creator, offered.name, answer,
-                                           ice_udp.IceUdpTransport(*info.ice),
-                                           offered.senders))
-        if not answers:
-            # XEP-0167 §5: no codec in common.
-            self._terminate(session, Reason.FAILED_APPLICATION, "no common codec")
-            raise CommandError("failed-application", "no codec in common with the caller")
-        session.accept(tuple(answers), time.monotonic())
-        self.flush()
-        offer = next(c for c in session.remote_contents if c.name == answers[0].name)
-        self._start_media(sid, (Content(offer.creator, offer.name, answers[0].description,
-                                        offer.transport),))
-
-    def _mute(self, session: Session, muted: bool) -> None:
-        info = self.info.get(session.sid)
-        if info is None or info.kind is not m.SessionKind.CALL:
-            raise CommandError(cp.NOT_ALLOWED, "only calls can be muted")
-        creator = "initiator" if session.role is Role.INITIATOR else "responder"
-        kind = rtp.RtpInfoKind.MUTE if muted else rtp.RtpInfoKind.UNMUTE
-        try:
-            # XEP-0167 §7.5: name the content muted, from our side.
-            session.send_info(rtp.RtpInfo(kind, creator, "voice"), time.monotonic())
-        except UsageError as exc:
-            raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
-        self.flush()
-        self.post(m.Process.MEDIA, m.SetMute(session.sid, muted))
-
     def _terminate(self, session: Session, reason: Reason, text: str | None = None) -> None:
         try:
             session.terminate(reason, time.monotonic(), text)
@@ -490,56 +418,6 @@ class Signalling:
         except UsageError:
             session.lost(reason, text)
         self.flush()
-
-    # --- media -----------------------------------------------------------------------
-
-    def _start_media(self, sid: str, contents: tuple[Content, ...]) -> None:
-        """After accept: the agreed codec and the peer's ICE credentials to the worker."""
-        info = self.info.get(sid)
-        call = next((c for c in contents if isinstance(c.description, rtp.RtpDescription)
-                     and isinstance(c.transport, ice_udp.IceUdpTransport)), None)
-        session = self.manager.get(sid)
-        if info is None or session is None:
-            return
-        if call is None:
-            self.end(session, Reason.FAILED_APPLICATION, "no RTP content over ICE-UDP")
-            return
-        assert isinstance(call.description, rtp.RtpDescription)
-        assert isinstance(call.transport, ice_udp.IceUdpTransport)
-        codec = rtp.chosen_codec(call.description, SUPPORTED_CODECS)
-        if codec is None or not call.transport.ufrag or not call.transport.pwd:
-            self.end(session, Reason.FAILED_APPLICATION, "no usable codec or ICE credentials")
-            return
-        choice = m.CodecChoice(codec.id, codec.name, codec.clockrate or 8000, codec.channels,
-                               ("useinbandfec", "1") in codec.parameters)
-        self.post(m.Process.MEDIA, m.StartMedia(
-            sid, call.transport.ufrag, call.transport.pwd, choice,
-            tuple(_candidate_to_bus(c) for c in call.transport.candidates)))
-
-    def _send_candidates(self, message: m.LocalCandidates) -> None:
-        """XEP-0176 §6: our candidates go to the peer in a transport-info."""
-        session = self.manager.get(message.sid)
-        info = self.info.get(message.sid)
-        if session is None or info is None or info.ice is None or not message.candidates:
-            return
-        content = session.local_contents[0]
-        transport = ice_udp.IceUdpTransport(
-            info.ice[0], info.ice[1], tuple(_candidate_from_bus(c) for c in message.candidates))
-        try:
-            session.send_transport_info(
-                (Content(content.creator, content.name, None, transport),), time.monotonic())
-        except UsageError:
-            return
-        self.flush()
-
-    def _forward_candidates(self, sid: str, contents: tuple[Content, ...]) -> None:
-        candidates = tuple(
-            _candidate_to_bus(c) for content in contents
-            if isinstance(content.transport, ice_udp.IceUdpTransport)
-            for c in content.transport.candidates)
-        if candidates:
-            self.post(m.Process.MEDIA,
-                                             m.RemoteCandidates(sid, candidates))
 
     # --- workers --------------------------------------------------------------------
 
@@ -557,27 +435,6 @@ class Signalling:
                                                   f"{change.worker} worker exited"))
             self._waiting.pop(key, None)
 
-    async def _prepare_media(self, sid: str, *, controlling: bool) -> tuple[str, str]:
-        """Ask the media worker once per session, however many callers wait for it
-        (an incoming call is prepared on arrival, and accept may come before that ends)."""
-        task = self._preparing.get(sid)
-        if task is None:
-            session = self.manager.get(sid)
-            relay_only = self.config.policy.relay_only_for(session.peer if session else "")
-            prepare = m.PrepareMedia(sid, controlling, self._servers_for_call(), relay_only)
-            task = self._bg.spawn(self.ask(m.Process.MEDIA, prepare, m.MediaPrepared, sid))
-            self._preparing[sid] = task
-        try:
-            answer = await asyncio.shield(task)
-        except CommandError:
-            self._preparing.pop(sid, None)
-            raise
-        assert isinstance(answer, m.MediaPrepared)
-        info = self.info.get(sid)
-        if info is not None:
-            info.ice = (answer.ufrag, answer.pwd)
-        return answer.ufrag, answer.pwd
-
     async def ask(self, worker: m.Process, message: m.Message,
                    answer: type[m.Message], sid: str) -> m.Message:
         future: asyncio.Future[m.Message] = asyncio.get_running_loop().create_future()
@@ -589,8 +446,14 @@ class Signalling:
             self._waiting.pop((answer, sid), None)
             raise CommandError(cp.UNAVAILABLE, f"the {worker} worker did not answer") from None
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        self._bg.spawn(coro)
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        return self._bg.spawn(coro)
+
+    def in_roster(self, bare_jid: str) -> bool:
+        return self.xmpp.in_roster(bare_jid)
+
+    async def external_services(self) -> ET.Element | None:
+        return await self.xmpp.external_services()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> None:
         def run() -> None:
@@ -606,33 +469,6 @@ class Signalling:
             self._proxy_known = True
         return self._proxy
 
-    async def _refresh_ice_servers(self) -> None:
-        """XEP-0215: STUN/TURN from the server, fetched again before the TURN
-        credentials expire so that a long-running agent keeps relaying."""
-        if self._ice_refresh is not None:
-            self._ice_refresh.cancel()
-            self._ice_refresh = None
-        fetched_at = time.time()
-        found = await self.xmpp.external_services()
-        self.ice_servers = extdisco.choose(extdisco.parse(found)) if found is not None else None
-        if self.ice_servers is None:
-            return
-        log.info("ICE servers from the server: stun %s, turn %s (expires %s)",
-                 self.ice_servers.stun, self.ice_servers.turn, self.ice_servers.expires)
-        delay = extdisco.refresh_delay(self.ice_servers, fetched_at, time.time())
-        if delay is not None:
-            self._ice_refresh = asyncio.get_running_loop().call_later(
-                delay, lambda: self._bg.spawn(self._refresh_ice_servers()))
-
-    def _servers_for_call(self) -> m.IceServerInfo | None:
-        s = self.ice_servers
-        if s is None or (s.stun is None and s.turn is None):
-            return None
-        return m.IceServerInfo(
-            s.stun[0] if s.stun else None, s.stun[1] if s.stun else 0,
-            s.turn[0] if s.turn else None, s.turn[1] if s.turn else 0,
-            s.turn_username, s.turn_password, s.turn_transport)
-
     async def activate_proxy(self, proxy: str, sid: str, target: str) -> None:
         await self.xmpp.activate_proxy(proxy, sid, target)
 
@@ -641,17 +477,6 @@ class Signalling:
         if self.link is not None:
             self.link.post(process, message)
 
-
 ENDING_STATES = frozenset({SessionState.SENTREJECT, SessionState.RECEIVEDREJECT,
                            SessionState.SENTTERMINATE, SessionState.RECEIVEDTERMINATE,
                            SessionState.DEINIT})
-
-
-def _candidate_to_bus(c: ice_udp.IceCandidate) -> m.IceCandidateInfo:
-    return m.IceCandidateInfo(c.component, c.foundation, c.generation, c.id, c.ip, c.port,
-                              c.priority, c.protocol, c.type, c.rel_addr, c.rel_port)
-
-
-def _candidate_from_bus(c: m.IceCandidateInfo) -> ice_udp.IceCandidate:
-    return ice_udp.IceCandidate(c.component, c.foundation, c.generation, c.id, c.ip, c.port,
-                                c.priority, c.protocol, c.type, 0, c.rel_addr, c.rel_port)

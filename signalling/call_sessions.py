@@ -1,0 +1,246 @@
+"""Call sessions in signalling: XEP-0167 audio over XEP-0176 ICE-UDP.
+
+Signalling negotiates, the media worker moves the audio. Per call this holds
+the ICE credentials the worker made for us; for the agent, the STUN/TURN
+servers the XMPP server offers (XEP-0215), refreshed before their credentials
+expire. No address is gathered, let alone sent, before the call is accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from bus import messages as m
+from bus.config import AgentConfig
+from control import protocol as cp
+from signalling import external_services as extdisco
+from signalling.errors import CommandError
+from signalling.jingle import ice_udp, rtp
+from signalling.jingle import namespaces as ns
+from signalling.jingle.errors import UsageError
+from signalling.jingle.manager import bare
+from signalling.jingle.session import Session
+from signalling.jingle.stanzas import Content
+from signalling.jingle.states import Reason, Role, SessionState
+
+log = logging.getLogger(__name__)
+
+CALL_FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP)
+SUPPORTED_CODECS = (rtp.OPUS, rtp.PCMU)
+
+
+class Host(Protocol):
+    """What the signalling service offers this helper."""
+
+    config: AgentConfig
+
+    def post(self, process: m.Process, message: m.Message) -> None: ...
+    def flush(self) -> None: ...
+    def session(self, sid: str) -> Session | None: ...
+    def end(self, session: Session, reason: Reason, text: str) -> None: ...
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+    def in_roster(self, bare_jid: str) -> bool: ...
+    async def external_services(self) -> ET.Element | None: ...
+    async def ask(self, worker: m.Process, message: m.Message, answer: type[m.Message],
+                  sid: str) -> m.Message: ...
+
+
+def candidate_to_bus(c: ice_udp.IceCandidate) -> m.IceCandidateInfo:
+    return m.IceCandidateInfo(c.component, c.foundation, c.generation, c.id, c.ip, c.port,
+                              c.priority, c.protocol, c.type, c.rel_addr, c.rel_port)
+
+
+def candidate_from_bus(c: m.IceCandidateInfo) -> ice_udp.IceCandidate:
+    return ice_udp.IceCandidate(c.component, c.foundation, c.generation, c.id, c.ip, c.port,
+                                c.priority, c.protocol, c.type, 0, c.rel_addr, c.rel_port)
+
+
+class CallSessions:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.ice: dict[str, tuple[str, str]] = {}  # sid -> our ufrag/pwd
+        self._preparing: dict[str, asyncio.Task[m.Message]] = {}
+        self.servers: extdisco.IceServers | None = None
+        self._refresh: asyncio.TimerHandle | None = None
+
+    # --- caller -------------------------------------------------------------------
+
+    async def call(self, session: Session) -> None:
+        """Prepare the media worker, then send session-initiate without any candidate."""
+        try:
+            ufrag, pwd = await self.prepare(session.sid, controlling=True)
+        except CommandError:
+            session.lost(Reason.FAILED_APPLICATION, "media worker unavailable")
+            self.host.flush()
+            raise
+        content = Content(Role.INITIATOR, "voice", rtp.audio_offer(),
+                          ice_udp.IceUdpTransport(ufrag, pwd))
+        session.initiate((content,), time.monotonic())
+        self.host.flush()
+
+    # --- callee -------------------------------------------------------------------
+
+    async def incoming(self, sid: str, peer: str) -> None:
+        """An incoming call: prepare media (no socket yet), say ringing, maybe auto-accept."""
+        try:
+            await self.prepare(sid, controlling=False)
+        except CommandError as exc:
+            session = self.host.session(sid)
+            if session is not None:
+                self.host.end(session, Reason.FAILED_APPLICATION, str(exc))
+            return
+        session = self.host.session(sid)
+        if session is not None and session.state is SessionState.RECEIVEDINITIATE:
+            # XEP-0167 §5: tell the caller the call is being presented to the user.
+            session.send_info(rtp.RtpInfo(rtp.RtpInfoKind.RINGING), time.monotonic())
+            self.host.flush()
+        policy = self.host.config.policy.auto_accept_calls
+        if policy == "all" or (policy == "roster" and self.host.in_roster(bare(peer))):
+            try:
+                await self.accept(sid)
+            except CommandError as exc:
+                log.warning("auto-accept of %s failed: %s", sid, exc)
+
+    async def accept(self, sid: str) -> None:
+        """session-accept with our answer (XEP-0167 §5), then start the media."""
+        if sid not in self.ice:
+            await self.prepare(sid, controlling=False)
+        session = self.host.session(sid)
+        if session is None or sid not in self.ice:
+            raise CommandError(cp.UNKNOWN_SESSION, f"no session {sid!r}")
+        answers = []
+        for offered in session.remote_contents:
+            desc = offered.description
+            if isinstance(desc, rtp.RtpDescription):
+                answer = rtp.answer(desc, SUPPORTED_CODECS)
+                if answer is not None:
+                    answers.append(Content(offered.creator, offered.name, answer,
+                                           ice_udp.IceUdpTransport(*self.ice[sid]),
+                                           offered.senders))
+        if not answers:
+            # XEP-0167 §5: no codec in common.
+            self.host.end(session, Reason.FAILED_APPLICATION, "no common codec")
+            raise CommandError("failed-application", "no codec in common with the caller")
+        try:
+            session.accept(tuple(answers), time.monotonic())
+        except UsageError as exc:
+            raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
+        self.host.flush()
+        offer = next(c for c in session.remote_contents if c.name == answers[0].name)
+        self.start_media(session, (Content(offer.creator, offer.name, answers[0].description,
+                                           offer.transport),))
+
+    def mute(self, session: Session, muted: bool) -> None:
+        creator = "initiator" if session.role is Role.INITIATOR else "responder"
+        kind = rtp.RtpInfoKind.MUTE if muted else rtp.RtpInfoKind.UNMUTE
+        try:
+            # XEP-0167 §7.5: name the content muted, from our side.
+            session.send_info(rtp.RtpInfo(kind, creator, "voice"), time.monotonic())
+        except UsageError as exc:
+            raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
+        self.host.flush()
+        self.host.post(m.Process.MEDIA, m.SetMute(session.sid, muted))
+
+    # --- media ------------------------------------------------------------------------
+
+    async def prepare(self, sid: str, *, controlling: bool) -> tuple[str, str]:
+        """Ask the media worker once per session, however many callers wait for it
+        (an incoming call is prepared on arrival, and accept may come before that ends)."""
+        task = self._preparing.get(sid)
+        if task is None:
+            session = self.host.session(sid)
+            relay_only = self.host.config.policy.relay_only_for(session.peer if session else "")
+            prepare = m.PrepareMedia(sid, controlling, self._servers_for_call(), relay_only)
+            task = self.host.spawn(self.host.ask(m.Process.MEDIA, prepare, m.MediaPrepared,
+                                                 sid))
+            self._preparing[sid] = task
+        try:
+            answer = await asyncio.shield(task)
+        except CommandError:
+            self._preparing.pop(sid, None)
+            raise
+        assert isinstance(answer, m.MediaPrepared)
+        self.ice[sid] = (answer.ufrag, answer.pwd)
+        return answer.ufrag, answer.pwd
+
+    def start_media(self, session: Session, contents: tuple[Content, ...]) -> None:
+        """After accept: the agreed codec and the peer's ICE credentials to the worker."""
+        call = next((c for c in contents if isinstance(c.description, rtp.RtpDescription)
+                     and isinstance(c.transport, ice_udp.IceUdpTransport)), None)
+        if call is None:
+            self.host.end(session, Reason.FAILED_APPLICATION, "no RTP content over ICE-UDP")
+            return
+        assert isinstance(call.description, rtp.RtpDescription)
+        assert isinstance(call.transport, ice_udp.IceUdpTransport)
+        codec = rtp.chosen_codec(call.description, SUPPORTED_CODECS)
+        if codec is None or not call.transport.ufrag or not call.transport.pwd:
+            self.host.end(session, Reason.FAILED_APPLICATION,
+                          "no usable codec or ICE credentials")
+            return
+        choice = m.CodecChoice(codec.id, codec.name, codec.clockrate or 8000, codec.channels,
+                               ("useinbandfec", "1") in codec.parameters)
+        self.host.post(m.Process.MEDIA, m.StartMedia(
+            session.sid, call.transport.ufrag, call.transport.pwd, choice,
+            tuple(candidate_to_bus(c) for c in call.transport.candidates)))
+
+    def send_candidates(self, message: m.LocalCandidates) -> None:
+        """XEP-0176 §6: our candidates go to the peer in a transport-info."""
+        session = self.host.session(message.sid)
+        creds = self.ice.get(message.sid)
+        if session is None or creds is None or not message.candidates:
+            return
+        content = session.local_contents[0]
+        transport = ice_udp.IceUdpTransport(
+            creds[0], creds[1], tuple(candidate_from_bus(c) for c in message.candidates))
+        try:
+            session.send_transport_info(
+                (Content(content.creator, content.name, None, transport),), time.monotonic())
+        except UsageError:
+            return
+        self.host.flush()
+
+    def forward_candidates(self, sid: str, contents: tuple[Content, ...]) -> None:
+        candidates = tuple(
+            candidate_to_bus(c) for content in contents
+            if isinstance(content.transport, ice_udp.IceUdpTransport)
+            for c in content.transport.candidates)
+        if candidates:
+            self.host.post(m.Process.MEDIA, m.RemoteCandidates(sid, candidates))
+
+    def ended(self, sid: str) -> None:
+        self.ice.pop(sid, None)
+        self._preparing.pop(sid, None)
+
+    # --- XEP-0215 -----------------------------------------------------------------------
+
+    async def refresh_servers(self) -> None:
+        """STUN/TURN from the server, fetched again before the TURN credentials expire
+        so that a long-running agent keeps relaying."""
+        if self._refresh is not None:
+            self._refresh.cancel()
+            self._refresh = None
+        fetched_at = time.time()
+        found = await self.host.external_services()
+        self.servers = extdisco.choose(extdisco.parse(found)) if found is not None else None
+        if self.servers is None:
+            return
+        log.info("ICE servers from the server: stun %s, turn %s (expires %s)",
+                 self.servers.stun, self.servers.turn, self.servers.expires)
+        delay = extdisco.refresh_delay(self.servers, fetched_at, time.time())
+        if delay is not None:
+            self._refresh = asyncio.get_running_loop().call_later(
+                delay, lambda: self.host.spawn(self.refresh_servers()))
+
+    def _servers_for_call(self) -> m.IceServerInfo | None:
+        s = self.servers
+        if s is None or (s.stun is None and s.turn is None):
+            return None
+        return m.IceServerInfo(
+            s.stun[0] if s.stun else None, s.stun[1] if s.stun else 0,
+            s.turn[0] if s.turn else None, s.turn[1] if s.turn else 0,
+            s.turn_username, s.turn_password, s.turn_transport)
