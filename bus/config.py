@@ -90,6 +90,10 @@ class PolicyConfig:
     relay_only: bool
     relay_only_contacts: tuple[str, ...]  # bare JIDs to hide our addresses from
 
+    def auto_accepts(self, policy: str, peer_in_roster: bool) -> bool:
+        """Whether ``policy`` (``auto_accept_calls`` or ``_files``) accepts this peer."""
+        return policy == "all" or (policy == "roster" and peer_in_roster)
+
     def relay_only_for(self, peer: str) -> bool:
         """Relay-only for this peer (full or bare JID)?"""
         return self.relay_only or peer.split("/", 1)[0] in self.relay_only_contacts

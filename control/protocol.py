@@ -24,7 +24,6 @@ BAD_REQUEST = "bad-request"
 UNKNOWN_SESSION = "unknown-session"
 NOT_FOUND = "not-found"
 UNAVAILABLE = "unavailable"  # the process that must act is down or did not answer in time
-NOT_IMPLEMENTED = "not-implemented"
 NOT_ALLOWED = "not-allowed"  # e.g. accept on an outgoing call
 INTERNAL_ERROR = "internal-error"
 

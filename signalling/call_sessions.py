@@ -72,12 +72,7 @@ class CallSessions:
 
     async def call(self, session: Session) -> None:
         """Prepare the media worker, then send session-initiate without any candidate."""
-        try:
-            ufrag, pwd = await self.prepare(session.sid, controlling=True)
-        except CommandError:
-            session.lost(Reason.FAILED_APPLICATION, "media worker unavailable")
-            self.host.flush()
-            raise
+        ufrag, pwd = await self.prepare(session.sid, controlling=True)
         content = Content(Role.INITIATOR, "voice", rtp.audio_offer(),
                           ice_udp.IceUdpTransport(ufrag, pwd))
         session.initiate((content,), time.monotonic())
@@ -99,8 +94,8 @@ class CallSessions:
             # XEP-0167 §5: tell the caller the call is being presented to the user.
             session.send_info(rtp.RtpInfo(rtp.RtpInfoKind.RINGING), time.monotonic())
             self.host.flush()
-        policy = self.host.config.policy.auto_accept_calls
-        if policy == "all" or (policy == "roster" and self.host.in_roster(bare(peer))):
+        policy = self.host.config.policy
+        if policy.auto_accepts(policy.auto_accept_calls, self.host.in_roster(bare(peer))):
             try:
                 await self.accept(sid)
             except CommandError as exc:

@@ -34,7 +34,7 @@ from signalling.jingle.errors import StanzaError, UsageError, bad_request, unkno
 from signalling.jingle.manager import bare
 from signalling.jingle.session import Session
 from signalling.jingle.stanzas import Content
-from signalling.jingle.states import Action, Reason, Role, Senders, SessionState
+from signalling.jingle.states import Action, Reason, Role, Senders
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,11 @@ def _candidates(hosts: tuple[str, ...], port: int, jid: str,
 
 def _to_bus(c: s5b.S5bCandidate) -> m.S5bCandidateInfo:
     return m.S5bCandidateInfo(c.cid, c.host, c.jid, c.port, c.priority, c.type)
+
+
+def _capped(transport: ibb.IbbTransport) -> ibb.IbbTransport:
+    """The peer's in-band bytestream with its block size capped at ours."""
+    return ibb.IbbTransport(transport.sid, min(transport.block_size, IBB_BLOCK_SIZE))
 
 
 def _best_hash(info: ft.FileInfo) -> tuple[str, str] | None:
@@ -263,31 +268,17 @@ class FileSessions:
         assert isinstance(answer, m.TransferPrepared)
         state.path = answer.path
         state.offset = answer.offset
-        state.ours = _candidates(answer.hosts, answer.port, session.local,
-                                 await self.host.find_proxy(),
-                                 self.host.config.policy.relay_only_for(session.peer))
+        transport = await self._answer_transport(session, state, answer, expected)
         offer = state.content
         description = offer.description
-        accepted_transport: s5b.S5bTransport | ibb.IbbTransport
-        if state.ibb is not None:
-            state.ibb = accepted_transport = ibb.IbbTransport(
-                state.ibb.sid, min(state.ibb.block_size, IBB_BLOCK_SIZE))
-        else:
-            accepted_transport = s5b.S5bTransport(state.s5b_sid, tuple(state.ours.values()),
-                                                  expected)
         if state.offset:
             # §6.1: ask only for what we lack; the sender still hashes the whole file.
             file = dataclasses.replace(self._offered(state), range=ft.Range(state.offset))
             description = ft.FileDescription(file)
             log.info("transfer %s resumes at byte %d of %d", session.sid, state.offset,
                      state.size)
-        content = Content(offer.creator, offer.name, description, accepted_transport,
-                          offer.senders)
-        try:
-            session.accept((content,), time.monotonic())
-        except UsageError as exc:
-            raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
-        self.host.flush()
+        self._send_accept(session, Content(offer.creator, offer.name, description, transport,
+                                           offer.senders))
         if state.ibb is None:
             self._connect(session, state, state.theirs)
 
@@ -322,26 +313,34 @@ class FileSessions:
         info = ft.FileInfo(name=name, size=state.size,
                            media_type=mimetypes.guess_type(name)[0] or
                            "application/octet-stream")
-        transport: s5b.S5bTransport | ibb.IbbTransport
-        if state.ibb is not None:
-            transport = state.ibb = ibb.IbbTransport(state.ibb.sid,
-                                                     min(state.ibb.block_size, IBB_BLOCK_SIZE))
-        else:
-            state.ours = _candidates(answer.hosts, answer.port, session.local,
-                                     await self.host.find_proxy(),
-                                     self.host.config.policy.relay_only_for(session.peer))
-            transport = s5b.S5bTransport(state.s5b_sid, tuple(state.ours.values()), expected)
+        transport = await self._answer_transport(session, state, answer, expected)
         offer = state.content
-        try:
-            session.accept((Content(offer.creator, offer.name, ft.FileDescription(info),
-                                    transport, offer.senders),), time.monotonic())
-        except UsageError as exc:
-            raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
-        self.host.flush()
+        self._send_accept(session, Content(offer.creator, offer.name,
+                                           ft.FileDescription(info), transport, offer.senders))
         if state.ibb is not None:
             self._open_ibb(session, state, state.ibb)
         else:
             self._connect(session, state, state.theirs)
+
+    async def _answer_transport(self, session: Session, state: FileState,
+                                answer: m.TransferPrepared,
+                                expected: str) -> s5b.S5bTransport | ibb.IbbTransport:
+        """What we accept the offered transport with: the same in-band bytestream (our
+        block-size cap), or SOCKS5 with our own candidates."""
+        if state.ibb is not None:
+            state.ibb = _capped(state.ibb)
+            return state.ibb
+        state.ours = _candidates(answer.hosts, answer.port, session.local,
+                                 await self.host.find_proxy(),
+                                 self.host.config.policy.relay_only_for(session.peer))
+        return s5b.S5bTransport(state.s5b_sid, tuple(state.ours.values()), expected)
+
+    def _send_accept(self, session: Session, content: Content) -> None:
+        try:
+            session.accept((content,), time.monotonic())
+        except UsageError as exc:
+            raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
+        self.host.flush()
 
     # --- XEP-0260 negotiation --------------------------------------------------------
 
@@ -492,8 +491,7 @@ class FileSessions:
                     self.host.flush()
                     self.host.end(session, Reason.FAILED_TRANSPORT, "no common transport")
                     return
-                state.ibb = ibb.IbbTransport(in_band.sid,
-                                             min(in_band.block_size, IBB_BLOCK_SIZE))
+                state.ibb = _capped(in_band)
                 session.modify(Action.TRANSPORT_ACCEPT, reply, time.monotonic())
                 self.host.flush()
                 if state.sending:  # a requested file: we are the one who sends
@@ -507,7 +505,7 @@ class FileSessions:
 
     def _open_ibb(self, session: Session, state: FileState, agreed: ibb.IbbTransport) -> None:
         """XEP-0047 §2.1: the sender opens the bytestream, then the worker streams blocks."""
-        state.ibb = ibb.IbbTransport(agreed.sid, min(agreed.block_size, IBB_BLOCK_SIZE))
+        state.ibb = _capped(agreed)
         block, sid = state.ibb.block_size, session.sid
 
         def opened(error: StanzaError | None) -> None:
@@ -629,6 +627,5 @@ class FileSessions:
         self.host.end(session, Reason.SUCCESS if path is not None else Reason.MEDIA_ERROR,
                       "received" if verified else "unverified" if path else "hash mismatch")
 
-    def ended(self, sid: str, state: SessionState) -> None:
-        if state is SessionState.DEINIT:
-            self.files.pop(sid, None)
+    def ended(self, sid: str) -> None:
+        self.files.pop(sid, None)

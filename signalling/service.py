@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from signalling.jingle import namespaces as ns
 from signalling.jingle.errors import ProtocolError, StanzaError, UsageError, bad_request
 from signalling.jingle.manager import SessionCreated, SessionEvent, SessionManager, bare
 from signalling.jingle.session import (
+    ENDING,
     InfoReceived,
     ModifyReceived,
     PeerAccepted,
@@ -60,6 +61,9 @@ FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP, ns.FILE_TRANSFER, ns.S5
             ibb.IBB_STANZAS)
 WORKER_TIMEOUT = 3.0
 KIND_WORKER = {m.SessionKind.CALL: m.Process.MEDIA, m.SessionKind.FILE: m.Process.TRANSFER}
+# Worker messages about one session, handled only while the session lives.
+WORKER_REPORTS = (m.WorkerFailed, m.MediaFlowing, m.IbbChunk, m.IbbAck, m.CandidateResult,
+                  m.TransferDone, m.FileCommitted)
 
 
 @dataclass
@@ -112,44 +116,40 @@ class Signalling:
             self._bg.spawn(self._run_command(message))
         elif isinstance(message, m.WorkerStateChanged):
             self._worker_changed(message)
-        elif isinstance(message, m.MediaPrepared | m.TransferPrepared | m.SessionClosed):
+        elif isinstance(message, m.MediaPrepared | m.TransferPrepared):
             future = self._waiting.pop((type(message), message.sid), None)
             if future is not None and not future.done():
                 future.set_result(message)
-        elif isinstance(message, m.WorkerFailed):
-            session = self.manager.get(message.sid)
-            if session is not None:
-                try:
-                    reason = Reason(message.reason)
-                except ValueError:
-                    reason = Reason.FAILED_APPLICATION
-                self.end(session, reason, f"{source} worker: {message.reason}")
         elif isinstance(message, m.LocalCandidates):
             self.calls.send_candidates(message)
-        elif isinstance(message, m.IbbChunk | m.IbbAck):
-            session = self.manager.get(message.sid)
-            if session is not None and isinstance(message, m.IbbChunk):
-                self.files.ibb_chunk(session, message)
-            elif session is not None:
-                assert isinstance(message, m.IbbAck)
-                self.files.ibb_written(session, message.seq)
-        elif isinstance(message, m.CandidateResult | m.TransferDone | m.FileCommitted):
-            session = self.manager.get(message.sid)
-            if session is None:
-                return
-            if isinstance(message, m.CandidateResult):
-                self.files.candidate_result(session, message.cid, message.own_proxy)
-            elif isinstance(message, m.TransferDone):
-                self.files.transfer_done(session, message.sha256)
-            else:
-                self.files.committed(session, message.path, message.verified)
-        elif isinstance(message, m.MediaFlowing):
+        elif isinstance(message, WORKER_REPORTS):
             session = self.manager.get(message.sid)
             if session is not None:
-                session.media_flowing(time.monotonic())
-                self.flush()
+                self._worker_report(source, session, message)
         else:
             log.debug("signalling ignores %s from %s", type(message).__name__, source)
+
+    def _worker_report(self, source: m.Process, session: Session, message: m.Message) -> None:
+        """What a worker says about one live session."""
+        if isinstance(message, m.WorkerFailed):
+            try:
+                reason = Reason(message.reason)
+            except ValueError:
+                reason = Reason.FAILED_APPLICATION
+            self.end(session, reason, f"{source} worker: {message.reason}")
+        elif isinstance(message, m.MediaFlowing):
+            session.media_flowing(time.monotonic())
+            self.flush()
+        elif isinstance(message, m.IbbChunk):
+            self.files.ibb_chunk(session, message)
+        elif isinstance(message, m.IbbAck):
+            self.files.ibb_written(session, message.seq)
+        elif isinstance(message, m.CandidateResult):
+            self.files.candidate_result(session, message.cid, message.own_proxy)
+        elif isinstance(message, m.TransferDone):
+            self.files.transfer_done(session, message.sha256)
+        elif isinstance(message, m.FileCommitted):
+            self.files.committed(session, message.path, message.verified)
 
     # --- stream listener (signalling.xmpp.client.StreamListener) ------------------------
 
@@ -270,23 +270,23 @@ class Signalling:
             self.post(m.Process.SUPERVISOR, m.SessionStateEvent(
                 time.time(), inner.sid, info.peer, info.kind, info.direction,
                 inner.state.value, reason))
-            if inner.state in ENDING_STATES and not info.closed:
+            if (inner.state in ENDING or inner.state is SessionState.DEINIT) and not info.closed:
                 # Hang-up stops media at once, before the terminate is acknowledged.
                 info.closed = True
                 self.post(KIND_WORKER[info.kind], m.CloseSession(inner.sid, reason or "ended"))
             if inner.state is SessionState.DEINIT:
                 self.info.pop(inner.sid, None)
                 self.calls.ended(inner.sid)
-                self.files.ended(inner.sid, inner.state)
+                self.files.ended(inner.sid)
 
     def _incoming(self, created: SessionCreated) -> None:
         if created.application == ns.FILE_TRANSFER:
             session = self.manager.get(created.sid)
             if session is not None:
                 self.files.offered(session)
-                policy = self.config.policy.auto_accept_files
-                if policy == "all" or (policy == "roster"
-                                       and self.xmpp.in_roster(bare(created.peer))):
+                policy = self.config.policy
+                if policy.auto_accepts(policy.auto_accept_files,
+                                       self.xmpp.in_roster(bare(created.peer))):
                     self._bg.spawn(self._auto_accept_file(session))
             return
         if created.application != ns.RTP:
@@ -368,38 +368,34 @@ class Signalling:
         return chosen
 
     async def _call(self, to: str) -> str:
-        peer = await self._resolve(to, CALL_FEATURES, "voice")
-        session = self.manager.create_outgoing(peer, ns.RTP)
-        self.info[session.sid] = SessionInfo(session.sid, peer, m.SessionKind.CALL,
-                                             m.Direction.OUTGOING)
-        await self.calls.call(session)
-        return session.sid
+        return await self._outgoing(to, m.SessionKind.CALL, self.calls.call)
 
     async def _send_file(self, command: m.SendFile) -> str:
         path = os.path.expanduser(command.path)
         if not os.path.isfile(path) or not os.access(path, os.R_OK):
             raise CommandError(cp.BAD_REQUEST, f"{command.path}: not a readable file")
-        peer = await self._resolve(command.to, FILE_FEATURES, "file transfer")
-        session = self.manager.create_outgoing(peer, ns.FILE_TRANSFER)
-        self.info[session.sid] = SessionInfo(session.sid, peer, m.SessionKind.FILE,
-                                             m.Direction.OUTGOING)
-        try:
-            await self.files.offer(session, path, command.name, command.description)
-        except CommandError:
-            session.lost(Reason.FAILED_APPLICATION, "transfer worker unavailable")
-            self.flush()
-            raise
-        return session.sid
+        return await self._outgoing(command.to, m.SessionKind.FILE, lambda session: (
+            self.files.offer(session, path, command.name, command.description)))
 
     async def _request_file(self, command: m.RequestFile) -> str:
-        peer = await self._resolve(command.to, FILE_FEATURES, "file transfer")
-        session = self.manager.create_outgoing(peer, ns.FILE_TRANSFER)
-        self.info[session.sid] = SessionInfo(session.sid, peer, m.SessionKind.FILE,
-                                             m.Direction.OUTGOING)
+        return await self._outgoing(command.to, m.SessionKind.FILE, lambda session: (
+            self.files.request(session, command.name)))
+
+    async def _outgoing(self, to: str, kind: m.SessionKind,
+                        begin: Callable[[Session], Awaitable[None]]) -> str:
+        """A session we initiate: find the peer, then ``begin`` it; if that fails (a
+        worker down), the session ends at once with ``failed-application``."""
+        if kind is m.SessionKind.CALL:
+            peer = await self._resolve(to, CALL_FEATURES, "voice")
+        else:
+            peer = await self._resolve(to, FILE_FEATURES, "file transfer")
+        application = ns.RTP if kind is m.SessionKind.CALL else ns.FILE_TRANSFER
+        session = self.manager.create_outgoing(peer, application)
+        self.info[session.sid] = SessionInfo(session.sid, peer, kind, m.Direction.OUTGOING)
         try:
-            await self.files.request(session, command.name)
-        except CommandError:
-            session.lost(Reason.FAILED_APPLICATION, "transfer worker unavailable")
+            await begin(session)
+        except CommandError as exc:
+            session.lost(Reason.FAILED_APPLICATION, str(exc))
             self.flush()
             raise
         return session.sid
@@ -476,7 +472,3 @@ class Signalling:
         """Send on the bus, in order with everything else this process posts."""
         if self.link is not None:
             self.link.post(process, message)
-
-ENDING_STATES = frozenset({SessionState.SENTREJECT, SessionState.RECEIVEDREJECT,
-                           SessionState.SENTTERMINATE, SessionState.RECEIVEDTERMINATE,
-                           SessionState.DEINIT})

@@ -49,7 +49,6 @@ class Supervisor:
         self.encrypted = False
         self._pending: dict[str, asyncio.Future[m.Message]] = {}
         self._stopping = False
-        self._tasks: list[asyncio.Task[None]] = []
         self._bg = TaskSet()
 
     # --- lifecycle --------------------------------------------------------------
@@ -75,12 +74,9 @@ class Supervisor:
         for child in self.children.values():
             if child.spawned_here:
                 await self._start(child, restarted=False)
-        self._tasks = [
-            self._bg.spawn(self._serve_hub()),
-            self._bg.spawn(self._serve_control()),
-            self._bg.spawn(self._watch_liveness()),
-            self._bg.spawn(self._feed_watchdog()),
-        ]
+        for loop in (self._serve_hub(), self._serve_control(), self._watch_liveness(),
+                     self._feed_watchdog()):
+            self._bg.spawn(loop)
         sd_notify.notify("READY=1")
         await stop.wait()
         await self.shutdown()
@@ -102,8 +98,7 @@ class Supervisor:
                 log.warning("%s did not stop in time, killing it", child.process)
                 kill(child)
                 await child.proc.wait()
-        for task in self._tasks:
-            task.cancel()
+        self._bg.cancel_all()
         for sock in (self.hub, self.commands, self.events):
             sock.close(linger=0)
         self.ctx.term()
@@ -174,7 +169,7 @@ class Supervisor:
         if interval is None:
             return
         while True:
-            # Feed only while the event loop turns and signalling is alive or restarting.
+            # Fed from the event loop, so a hung supervisor starves the watchdog.
             sd_notify.notify("WATCHDOG=1")
             await asyncio.sleep(interval)
 
@@ -303,14 +298,12 @@ class Supervisor:
     async def _serve_control(self) -> None:
         while True:
             frames = await self.commands.recv_multipart()
-            identity, payload = frames[0], frames[-1]
-            # A REQ client puts an empty delimiter before the payload; echo the envelope.
-            envelope = frames[:-1]
             if len(frames) < 2:
                 continue
-            self._bg.spawn(self._answer(envelope, identity, payload))
+            # A REQ client puts an empty delimiter before the payload; echo the envelope.
+            self._bg.spawn(self._answer(frames[:-1], frames[-1]))
 
-    async def _answer(self, envelope: list[bytes], identity: bytes, payload: bytes) -> None:
+    async def _answer(self, envelope: list[bytes], payload: bytes) -> None:
         req_id = cp.request_id_of(payload)
         try:
             request = cp.parse_request(payload)

@@ -59,6 +59,3 @@ def unsupported_info(text: str) -> ProtocolError:
         StanzaError("modify", "feature-not-implemented", "unsupported-info", text)
     )
 
-
-def not_implemented(text: str) -> ProtocolError:
-    return ProtocolError(StanzaError("cancel", "feature-not-implemented", None, text))

@@ -135,7 +135,8 @@ TRANSITIONS: dict[SessionState, dict[Key, Target]] = {
     St.DEINIT: {},
 }
 
-_ENDING = frozenset({St.SENTREJECT, St.RECEIVEDREJECT, St.SENTTERMINATE, St.RECEIVEDTERMINATE})
+# ENDED (§5.1) before DEINIT: the terminate is sent or received, not yet done with.
+ENDING = frozenset({St.SENTREJECT, St.RECEIVEDREJECT, St.SENTTERMINATE, St.RECEIVEDTERMINATE})
 # The modifications whose collision XEP-0166 §8 resolves with tie-break.
 _NEGOTIATIONS = frozenset({Action.CONTENT_ADD, Action.TRANSPORT_REPLACE})
 
@@ -397,7 +398,7 @@ class Session:
                 self.terminate(Reason.TIMEOUT, now, "not answered in time")
         if self._close_deadline is not None and self._close_deadline <= now:
             self._close_deadline = None
-            if self.state in _ENDING:
+            if self.state in ENDING:
                 self._apply(Local.CLOSED, self.end_reason)
 
     # --- internals ----------------------------------------------------------------
@@ -406,7 +407,7 @@ class Session:
         j = iq.jingle
         if iq.sender != self.peer or j.sid != self.sid:
             raise unknown_session("not a party to this session")
-        if self.state in _ENDING or self.state is St.DEINIT:
+        if self.state in ENDING or self.state is St.DEINIT:
             # §6.7: after sending session-terminate the session is over for us.
             raise unknown_session("session already ended")
         key: Key = (R, j.action)
@@ -495,7 +496,7 @@ class Session:
         if new_state is St.DEINIT:
             self._pending.clear()
             self._ring_deadline = self._close_deadline = None
-        event_reason = self.end_reason if new_state in _ENDING or new_state is St.DEINIT else None
+        event_reason = self.end_reason if new_state in ENDING or new_state is St.DEINIT else None
         self._events.append(StateChanged(self.sid, new_state, previous, event_reason))
 
     def _request_failed(self, action: Action, error: StanzaError, now: float) -> None:
@@ -516,7 +517,7 @@ class Session:
                 self.state = self._resume_state
             self._events.append(RequestFailed(self.sid, action, error))
             return
-        if self.state is St.DEINIT or self.state in _ENDING:
+        if self.state is St.DEINIT or self.state in ENDING:
             return
         self._events.append(RequestFailed(self.sid, action, error))
         self.lost(reason_for_error(error), error.text or error.condition)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from signalling.jingle import namespaces as ns
-from signalling.jingle.errors import ProtocolError, StanzaError, bad_request
+from signalling.jingle.errors import StanzaError, bad_request
 from signalling.jingle.states import Action, Reason, Role, Senders
 
 
@@ -268,10 +268,3 @@ def build_error(error: StanzaError) -> ET.Element:
         ET.SubElement(el, _tag(ns.STANZAS, "text")).text = error.text
     return el
 
-
-def safe_parse_iq(iq: ET.Element, formats: Formats) -> JingleIq | ProtocolError:
-    """Like :func:`parse_iq` but returns the error, for callers that answer it."""
-    try:
-        return parse_iq(iq, formats)
-    except ProtocolError as exc:
-        return exc

@@ -270,6 +270,3 @@ class XmppClient(slixmpp.ClientXMPP):
             return False
         return bool(self.client_roster[bare]["subscription"] in ("both", "to", "from"))
 
-
-def element_text(element: ET.Element) -> str:
-    return ET.tostring(element, encoding="unicode")
