@@ -19,6 +19,7 @@ ENV_PREFIX = "PYJINGLE_"
 ACCEPT_POLICIES = ("none", "roster", "all")
 REVEAL_POLICIES = ("never", "roster", "always")
 TLS_MODES = ("required", "optional", "off")
+ENCRYPTION_MODES = ("required", "optional", "off")
 
 
 KNOWN_KEYS: dict[str, frozenset[str]] = {
@@ -33,6 +34,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "jingle": frozenset({"ring_timeout", "iq_timeout"}),
     "ice": frozenset({"connect_timeout", "stun_server", "turn_server", "turn_username",
                       "turn_password", "turn_transport"}),
+    "media": frozenset({"encryption"}),
     "log": frozenset({"level"}),
 }
 
@@ -120,6 +122,14 @@ class IceConfig:
 
 
 @dataclass(frozen=True)
+class MediaConfig:
+    """``encryption``: DTLS-SRTP (XEP-0320) ``required`` (default: no plain call ever),
+    ``optional`` (plain RTP with a peer that offers no fingerprint) or ``off``."""
+
+    encryption: str = "required"
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     account: AccountConfig
     control: ControlConfig
@@ -131,6 +141,7 @@ class AgentConfig:
     ice: IceConfig
     log_level: str
     source: str
+    media: MediaConfig = MediaConfig()
 
     @property
     def bare_jid(self) -> str:
@@ -389,4 +400,6 @@ def load_config(path: str | os.PathLike[str] | None,
     log_level = r.text("log", "level", "info", choices=("debug", "info", "warning", "error"))
     return AgentConfig(account=account, control=control, bus=bus, audio=audio,
                        transfer=transfer, policy=policy, jingle=jingle, ice=ice,
-                       log_level=log_level, source=source)
+                       log_level=log_level, source=source,
+                       media=MediaConfig(encryption=r.text("media", "encryption", "required",
+                                                           choices=ENCRYPTION_MODES)))

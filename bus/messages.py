@@ -258,6 +258,7 @@ class TransportStateEvent(Message):
     local: str | None = None
     remote: str | None = None
     candidates: tuple[str, ...] = ()  # types of the local candidates gathered
+    encryption: str | None = None  # once connected: "dtls-srtp" or "none" (plain RTP)
 
 
 # --- signalling <-> workers --------------------------------------------------
@@ -292,9 +293,13 @@ class PrepareMedia(Message):
 
 @dataclass(frozen=True)
 class MediaPrepared(Message):
+    """The call's ICE credentials and the sha-256 fingerprint of the worker's DTLS
+    certificate (XEP-0320), for signalling to put in the transport."""
+
     sid: str
     ufrag: str
     pwd: str
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -326,6 +331,15 @@ class CodecChoice:
 
 
 @dataclass(frozen=True)
+class DtlsParams:
+    """XEP-0320 as negotiated: our handshake role and the peer's pinned fingerprint."""
+
+    client: bool
+    remote_hash: str
+    remote_fingerprint: str
+
+
+@dataclass(frozen=True)
 class StartMedia(Message):
     """The session is accepted: gather, connect and stream.
 
@@ -338,6 +352,7 @@ class StartMedia(Message):
     remote_pwd: str
     codec: CodecChoice
     remote_candidates: tuple[IceCandidateInfo, ...] = ()
+    dtls: DtlsParams | None = None  # None: plain RTP (media.encryption allowed it)
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,13 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
+import pylibsrtp
+
 from bus import messages as m
 from bus.config import IceConfig
 from media_worker.audio import Sink, Source, open_sink, open_source
 from media_worker.codecs import SILENCE, Codec, make_codec
+from media_worker.dtls_srtp import Certificate, DtlsError, DtlsSrtp, is_dtls
 from media_worker.ice import IceTransport
 from media_worker.jitter import Concealed, JitterBuffer, Played
 from media_worker.reception import ReceptionStats
@@ -42,6 +45,7 @@ log = logging.getLogger(__name__)
 FRAME_SECONDS = 0.020
 END_OF_CANDIDATES_AFTER = 2.0  # XEP-0176 has no end-of-candidates: debounce instead
 REPORT_INTERVAL = 1.0
+DTLS_TIMEOUT = 10.0  # the whole handshake, retransmissions included
 # Diagnostics: a folder where each call writes its RTP send times (bench/isolation.py).
 TRACE_DIR = os.environ.get("PYJINGLE_MEDIA_TRACE")
 
@@ -50,8 +54,11 @@ Send = Callable[[m.Process, m.Message], Awaitable[None]]
 
 class MediaCall:
     def __init__(self, sid: str, controlling: bool, audio_in: str, audio_out: str,
-                 send: Send, ice: IceConfig | None = None, relay_only: bool = False) -> None:
+                 send: Send, ice: IceConfig | None = None, relay_only: bool = False,
+                 certificate: Certificate | None = None) -> None:
         self.sid = sid
+        self.certificate = certificate or Certificate.generate()
+        self.srtp: DtlsSrtp | None = None
         self.connect_timeout = ice.connect_timeout if ice else 20.0
         self.ice = IceTransport(controlling, ice, relay_only)
         self._audio_in = audio_in
@@ -76,10 +83,12 @@ class MediaCall:
         self._tasks: list[asyncio.Task[None]] = []
         self._eoc: asyncio.TimerHandle | None = None
         self._send_times: list[float] | None = [] if TRACE_DIR else None
+        self._dtls: m.DtlsParams | None = None
 
     # --- control ---------------------------------------------------------------
 
     async def start(self, start: m.StartMedia) -> None:
+        self._dtls = start.dtls
         choice = start.codec
         self.codec = make_codec(choice.name, choice.payload_type, choice.fec)
         self.reception = ReceptionStats(self.codec.clock_rate)
@@ -132,17 +141,57 @@ class MediaCall:
             await self._transport_state(m.TransportState.FAILED)
             await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "failed-transport"))
             return
-        await self._transport_state(m.TransportState.CONNECTED, local, remote)
+        encryption = "none"
+        if self._dtls is not None:
+            try:
+                self.srtp = await self._secure(self._dtls)
+            except (DtlsError, TimeoutError, ConnectionError) as exc:
+                log.warning("call %s: DTLS-SRTP failed: %s", self.sid, exc or "timeout")
+                await self._transport_state(m.TransportState.FAILED)
+                await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "security-error"))
+                return
+            encryption = "dtls-srtp"
+        await self._transport_state(m.TransportState.CONNECTED, local, remote,
+                                    encryption=encryption)
         self.source = open_source(self._audio_in)
         self.sink = open_sink(self._audio_out, self.sid)
         self._tasks.append(asyncio.create_task(self._clock()))
         self._tasks.append(asyncio.create_task(self._receive()))
         self._tasks.append(asyncio.create_task(self._report()))
 
+    async def _secure(self, params: m.DtlsParams) -> DtlsSrtp:
+        """RFC 5763: the DTLS handshake over the ICE pair, bounded in time; the peer's
+        certificate must match the fingerprint signalling pinned (XEP-0320)."""
+        dtls = DtlsSrtp(self.certificate, client=params.client,
+                        remote_hash=params.remote_hash,
+                        remote_fingerprint=params.remote_fingerprint)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DTLS_TIMEOUT
+        for datagram in dtls.start():
+            await self.ice.send(datagram)
+        while not dtls.established:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise DtlsError("DTLS handshake timed out")
+            wait = dtls.timeout()
+            try:
+                data = await asyncio.wait_for(
+                    self.ice.recv(), remaining if wait is None else min(wait, remaining))
+            except TimeoutError:
+                for datagram in dtls.handle_timeout():
+                    await self.ice.send(datagram)
+                continue
+            if not is_dtls(data):
+                continue  # SRTP from a peer that finished first: lost, as on a bad line
+            for datagram in dtls.receive(data):
+                await self.ice.send(datagram)
+        return dtls
+
     async def _transport_state(self, state: m.TransportState, local: str | None = None,
-                               remote: str | None = None, types: tuple[str, ...] = ()) -> None:
+                               remote: str | None = None, types: tuple[str, ...] = (),
+                               encryption: str | None = None) -> None:
         await self._send(m.Process.SUPERVISOR, m.TransportStateEvent(
-            time.time(), self.sid, state, "ice-udp", local, remote, types))
+            time.time(), self.sid, state, "ice-udp", local, remote, types, encryption))
 
     # --- media ----------------------------------------------------------------------
 
@@ -157,8 +206,11 @@ class MediaCall:
                                self.ssrc, payload, marker=self.sent_packets == 0)
             self.sequence = (self.sequence + 1) & 0xFFFF
             self.timestamp = (self.timestamp + self.codec.timestamp_step) & 0xFFFFFFFF
+            data = packet.encode()
+            if self.srtp is not None:
+                data = self.srtp.protect(data)
             try:
-                await self.ice.send(packet.encode())
+                await self.ice.send(data)
                 if self._send_times is not None:
                     self._send_times.append(time.monotonic())
                 self.sent_packets += 1
@@ -193,6 +245,16 @@ class MediaCall:
             except ConnectionError:
                 return
             now = time.monotonic()
+            if self.srtp is not None:
+                if is_dtls(data):
+                    # A retransmitted flight: the peer lost our last one, answer again.
+                    for datagram in self.srtp.receive(data):
+                        await self.ice.send(datagram)
+                    continue
+                try:
+                    data = self.srtp.unprotect(data, rtcp=is_rtcp(data))
+                except pylibsrtp.Error:
+                    continue  # not authentic (or replayed): dropped, never played
             try:
                 if is_rtcp(data):
                     self._on_rtcp(data, now)
@@ -239,8 +301,11 @@ class MediaCall:
                     self.reception.extended_max, int(self.reception.jitter), lsr, dlsr),)
             sr = SenderReport(self.ssrc, ntp_timestamp(time.time()), self.timestamp,
                               self.sent_packets, self.sent_octets, blocks)
+            report = encode_rtcp(sr)
+            if self.srtp is not None:
+                report = self.srtp.protect(report, rtcp=True)
             with contextlib.suppress(ConnectionError):
-                await self.ice.send(encode_rtcp(sr))
+                await self.ice.send(report)
             await self._send(m.Process.SUPERVISOR, m.MediaStatsEvent(
                 time.time(), self.sid, self.sent_packets, self.reception.received,
                 max(0, self.reception.lost), round(self.reception.jitter_ms(), 2),

@@ -20,6 +20,7 @@ from bus.config import AgentConfig, IceConfig
 from bus.link import ProcessLink
 from bus.tasks import TaskSet
 from media_worker.call import MediaCall
+from media_worker.dtls_srtp import Certificate
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class MediaWorker:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.calls: dict[str, MediaCall] = {}
+        # XEP-0320: one DTLS identity for every call this worker carries.
+        self.certificate = Certificate.generate()
         self.link: ProcessLink | None = None
         self._bg = TaskSet()
 
@@ -85,9 +88,10 @@ class MediaWorker:
                 call = MediaCall(message.sid, message.controlling, self.config.audio.input,
                                  self.config.audio.output, self._send,
                                  merge_servers(self.config.ice, message.servers),
-                                 message.relay_only)
+                                 message.relay_only, self.certificate)
                 self.calls[message.sid] = call
-            await self._send(source, m.MediaPrepared(call.sid, call.ice.ufrag, call.ice.pwd))
+            await self._send(source, m.MediaPrepared(call.sid, call.ice.ufrag, call.ice.pwd,
+                                                     self.certificate.fingerprint()))
         elif isinstance(message, m.StartMedia):
             call = self.calls.get(message.sid)
             if call is None:

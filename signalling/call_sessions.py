@@ -22,6 +22,7 @@ from signalling import external_services as extdisco
 from signalling.errors import CommandError
 from signalling.jingle import ice_udp, rtp
 from signalling.jingle import namespaces as ns
+from signalling.jingle.dtls import DtlsNegotiation, Encryption, SecurityFailure
 from signalling.jingle.errors import UsageError
 from signalling.jingle.manager import bare
 from signalling.jingle.session import Session
@@ -64,6 +65,7 @@ class CallSessions:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.ice: dict[str, tuple[str, str]] = {}  # sid -> our ufrag/pwd
+        self.dtls: dict[str, DtlsNegotiation] = {}  # sid -> XEP-0320 negotiation
         self._preparing: dict[str, asyncio.Task[m.Message]] = {}
         self.servers: extdisco.IceServers | None = None
         self._refresh: asyncio.TimerHandle | None = None
@@ -74,7 +76,8 @@ class CallSessions:
         """Prepare the media worker, then send session-initiate without any candidate."""
         ufrag, pwd = await self.prepare(session.sid, controlling=True)
         content = Content(Role.INITIATOR, "voice", rtp.audio_offer(),
-                          ice_udp.IceUdpTransport(ufrag, pwd))
+                          ice_udp.IceUdpTransport(ufrag, pwd,
+                                                  fingerprint=self.dtls[session.sid].offer()))
         session.initiate((content,), time.monotonic())
         self.host.flush()
 
@@ -90,6 +93,14 @@ class CallSessions:
                 self.host.end(session, Reason.FAILED_APPLICATION, str(exc))
             return
         session = self.host.session(sid)
+        if session is not None and not self._learn(session, session.remote_contents):
+            return
+        if (session is not None and self.host.config.media.encryption == Encryption.REQUIRED
+                and self.dtls[sid].remote is None):
+            # Refused before ringing: nobody should pick up a call that cannot proceed.
+            self.host.end(session, Reason.SECURITY_ERROR,
+                          "unencrypted calls are refused (XEP-0320 DTLS-SRTP required)")
+            return
         if session is not None and session.state is SessionState.RECEIVEDINITIATE:
             # XEP-0167 §5: tell the caller the call is being presented to the user.
             session.send_info(rtp.RtpInfo(rtp.RtpInfoKind.RINGING), time.monotonic())
@@ -111,12 +122,20 @@ class CallSessions:
         answers = []
         for offered in session.remote_contents:
             desc = offered.description
-            if isinstance(desc, rtp.RtpDescription):
+            if isinstance(desc, rtp.RtpDescription) and isinstance(
+                    offered.transport, ice_udp.IceUdpTransport):
                 answer = rtp.answer(desc, SUPPORTED_CODECS)
-                if answer is not None:
-                    answers.append(Content(offered.creator, offered.name, answer,
-                                           ice_udp.IceUdpTransport(*self.ice[sid]),
-                                           offered.senders))
+                if answer is None:
+                    continue
+                try:
+                    ours = self.dtls[sid].answer(offered.transport.fingerprint)
+                except SecurityFailure as exc:
+                    self.host.end(session, Reason.SECURITY_ERROR, str(exc))
+                    raise CommandError("security-error", str(exc)) from None
+                answers.append(Content(offered.creator, offered.name, answer,
+                                       ice_udp.IceUdpTransport(*self.ice[sid], fingerprint=ours),
+                                       offered.senders))
+                break  # one audio content is what a call carries
         if not answers:
             # XEP-0167 §5: no codec in common.
             self.host.end(session, Reason.FAILED_APPLICATION, "no common codec")
@@ -161,6 +180,9 @@ class CallSessions:
             raise
         assert isinstance(answer, m.MediaPrepared)
         self.ice[sid] = (answer.ufrag, answer.pwd)
+        if sid not in self.dtls:
+            self.dtls[sid] = DtlsNegotiation(Encryption(self.host.config.media.encryption),
+                                             answer.fingerprint or None)
         return answer.ufrag, answer.pwd
 
     def start_media(self, session: Session, contents: tuple[Content, ...]) -> None:
@@ -179,9 +201,20 @@ class CallSessions:
             return
         choice = m.CodecChoice(codec.id, codec.name, codec.clockrate or 8000, codec.channels,
                                ("useinbandfec", "1") in codec.parameters)
+        negotiation = self.dtls.get(session.sid)
+        if negotiation is None or not self._learn(session, contents):
+            return
+        try:
+            role = negotiation.role()
+        except SecurityFailure as exc:
+            self.host.end(session, Reason.SECURITY_ERROR, str(exc))
+            return
+        dtls = None
+        if role is not None and role.remote is not None:
+            dtls = m.DtlsParams(role.client, role.remote.hash, role.remote.value)
         self.host.post(m.Process.MEDIA, m.StartMedia(
             session.sid, call.transport.ufrag, call.transport.pwd, choice,
-            tuple(candidate_to_bus(c) for c in call.transport.candidates)))
+            tuple(candidate_to_bus(c) for c in call.transport.candidates), dtls))
 
     def send_candidates(self, message: m.LocalCandidates) -> None:
         """XEP-0176 §6: our candidates go to the peer in a transport-info."""
@@ -190,14 +223,36 @@ class CallSessions:
         if session is None or creds is None or not message.candidates:
             return
         content = session.local_contents[0]
+        negotiation = self.dtls.get(message.sid)
         transport = ice_udp.IceUdpTransport(
-            creds[0], creds[1], tuple(candidate_from_bus(c) for c in message.candidates))
+            creds[0], creds[1], tuple(candidate_from_bus(c) for c in message.candidates),
+            negotiation.local() if negotiation else None)
         try:
             session.send_transport_info(
                 (Content(content.creator, content.name, None, transport),), time.monotonic())
         except UsageError:
             return
         self.host.flush()
+
+    def _learn(self, session: Session, contents: tuple[Content, ...]) -> bool:
+        """Pin the peer's DTLS fingerprint from whatever stanza carries it (a
+        transport-info may bring it before session-accept); a changed one ends the
+        call with security-error. Returns False when the call was ended."""
+        negotiation = self.dtls.get(session.sid)
+        if negotiation is None:
+            return True
+        try:
+            for content in contents:
+                if isinstance(content.transport, ice_udp.IceUdpTransport):
+                    negotiation.learn(content.transport.fingerprint)
+        except SecurityFailure as exc:
+            self.host.end(session, Reason.SECURITY_ERROR, str(exc))
+            return False
+        return True
+
+    def transport_info(self, session: Session, contents: tuple[Content, ...]) -> None:
+        if self._learn(session, contents):
+            self.forward_candidates(session.sid, contents)
 
     def forward_candidates(self, sid: str, contents: tuple[Content, ...]) -> None:
         candidates = tuple(
@@ -209,6 +264,7 @@ class CallSessions:
 
     def ended(self, sid: str) -> None:
         self.ice.pop(sid, None)
+        self.dtls.pop(sid, None)
         self._preparing.pop(sid, None)
 
     # --- XEP-0215 -----------------------------------------------------------------------

@@ -247,8 +247,8 @@ class Signalling:
         elif isinstance(inner, TransportInfoReceived):
             if is_file and session is not None:
                 self.files.transport_info(session, inner.contents)
-            else:
-                self.calls.forward_candidates(inner.sid, inner.contents)
+            elif session is not None:
+                self.calls.transport_info(session, inner.contents)
         elif isinstance(inner, ModifyReceived) and is_file:
             if session is not None:
                 self.files.modify_received(session, inner.action, inner.contents)

@@ -289,7 +289,8 @@ class Supervisor:
             self._publish("transport.state", {
                 "sid": message.sid, "state": message.state.value, "method": message.method,
                 "local": message.local, "remote": message.remote,
-                "candidates": list(message.candidates) or None}, message.ts)
+                "candidates": list(message.candidates) or None,
+                "encryption": message.encryption}, message.ts)
         else:
             log.debug("supervisor ignores %s from %s", type(message).__name__, source)
 

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from signalling.jingle import namespaces as ns
+from signalling.jingle.dtls import Fingerprint, parse_fingerprint
 from signalling.jingle.errors import bad_request
 
 _CANDIDATE_INTS = ("component", "generation", "network", "port", "priority", "rel-port")
@@ -49,11 +50,13 @@ class IceCandidate:
 @dataclass(frozen=True)
 class IceUdpTransport:
     """XEP-0176 §5.1 <transport/>; no candidates is legal (and is what we send before
-    the user accepts, so that no address leaks)."""
+    the user accepts, so that no address leaks). ``fingerprint``: XEP-0320 §1, the
+    DTLS certificate this side will present, carried beside the credentials."""
 
     ufrag: str | None = None
     pwd: str | None = None
     candidates: tuple[IceCandidate, ...] = ()
+    fingerprint: Fingerprint | None = None
 
     @property
     def namespace(self) -> str:
@@ -65,6 +68,8 @@ class IceUdpTransport:
             el.set("pwd", self.pwd)
         if self.ufrag is not None:
             el.set("ufrag", self.ufrag)
+        if self.fingerprint is not None:
+            el.append(self.fingerprint.to_element())
         for candidate in self.candidates:
             el.append(candidate.to_element())
         return el
@@ -72,7 +77,11 @@ class IceUdpTransport:
 
 def parse_transport(el: ET.Element) -> IceUdpTransport:
     candidates = []
+    fingerprint = None
     for child in el:
+        if child.tag == f"{{{ns.DTLS}}}fingerprint" and fingerprint is None:
+            fingerprint = parse_fingerprint(child)
+            continue
         if child.tag != f"{{{ns.ICE_UDP}}}candidate":
             continue
         try:
@@ -96,4 +105,4 @@ def parse_transport(el: ET.Element) -> IceUdpTransport:
             rel_addr=child.get("rel-addr"),
             rel_port=int(child.get("rel-port", "0")) if child.get("rel-port") else None,
         ))
-    return IceUdpTransport(el.get("ufrag"), el.get("pwd"), tuple(candidates))
+    return IceUdpTransport(el.get("ufrag"), el.get("pwd"), tuple(candidates), fingerprint)

@@ -109,9 +109,13 @@ class SessionManager:
 
     # --- commands -------------------------------------------------------------------
 
-    def create_outgoing(self, peer: str, application: str) -> Session:
-        """A new session that we initiate; the caller then calls ``initiate``."""
-        sid = self._new_sid()
+    def create_outgoing(self, peer: str, application: str, sid: str | None = None) -> Session:
+        """A new session that we initiate; the caller then calls ``initiate``.
+
+        ``sid``: a given id, as XEP-0353 §3 reuses the proposal's for the session.
+        """
+        if sid is None or sid in self.sessions:
+            sid = self._new_sid()
         while sid in self.sessions:
             sid = self._new_sid()
         session = Session(sid=sid, local=self.local, peer=peer, role=Role.INITIATOR,

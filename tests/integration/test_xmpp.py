@@ -157,7 +157,8 @@ def test_unreachable_transport_fails_and_never_pretends(prosody, start_agent):
     """A raw Jingle responder accepts with a candidate nobody answers on: the call
     ends with failed-transport and never reports INPROGRESS. What the responder
     received before accepting carried no address of the caller."""
-    alice = start_agent("alice", extra="[ice]\nconnect_timeout = 3\n")
+    alice = start_agent("alice", extra="[ice]\nconnect_timeout = 3\n"
+                                       "[media]\nencryption = \"optional\"\n")
     seen: list = []
 
     async def scenario(client):
@@ -210,7 +211,7 @@ def test_unreachable_transport_fails_and_never_pretends(prosody, start_agent):
 def test_no_common_codec_ends_the_call_failed_application(prosody, start_agent):
     """A caller offering only G.729 (XEP-0167 example payload): bob's accept fails,
     and the caller gets session-terminate with failed-application."""
-    bob = start_agent("bob")
+    bob = start_agent("bob", extra="[media]\nencryption = \"optional\"\n")
     received: list[str] = []
 
     async def scenario(client):
