@@ -1,5 +1,7 @@
-"""Call setup: ``call`` -> INPROGRESS on both sides (median of 20), against a bare
-slixmpp IQ round trip through the same Prosody, measured in the same run.
+"""Call setup: ``call`` -> INPROGRESS on both sides (median of 20), for a plain
+XEP-0166 call with plain RTP and for the default secure call (XEP-0353 propose/
+proceed, then DTLS-SRTP), against a bare slixmpp IQ round trip through the same
+Prosody, all measured in the same run.
 
     .venv/bin/python -m bench.call_setup
 """
@@ -14,32 +16,41 @@ from bench.raw_xmpp import iq_round_trips
 from scripts.agents import make_ready
 
 RUNS = 20
+QUIET = '[audio]\ninput = "silence"\noutput = "null"\n'
+PLAIN = '[jingle]\nmessage_initiation = false\n[media]\nencryption = "off"\n'
+
+
+def setups(server, folder, extra: str) -> list[float]:
+    alice = start(server, folder, "alice", QUIET + extra)
+    bob = start(server, folder, "bob", QUIET + extra + '[policy]\nauto_accept_calls = "all"\n')
+    make_ready(alice, bob)
+    took = []
+    for _ in range(RUNS + 2):
+        started = time.perf_counter()
+        sid = alice.client.call(bob.bare)
+        alice.state(sid, "INPROGRESS", timeout=30)
+        bob.state(sid, "INPROGRESS", timeout=30)
+        took.append(time.perf_counter() - started)
+        alice.client.hangup(sid)
+        alice.state(sid, "DEINIT")
+        bob.state(sid, "DEINIT")
+    alice.stop()
+    bob.stop()
+    return took[2:]
 
 
 def main() -> None:
     with lab() as (server, folder):
         rtt = median(asyncio.run(iq_round_trips(server)))
-        alice = start(server, folder, "alice", '[audio]\ninput = "silence"\noutput = "null"\n')
-        bob = start(server, folder, "bob", '[audio]\ninput = "silence"\noutput = "null"\n'
-                                           '[policy]\nauto_accept_calls = "all"\n')
-        make_ready(alice, bob)
-        setups = []
-        for _ in range(RUNS + 2):
-            started = time.perf_counter()
-            sid = alice.client.call(bob.bare)
-            alice.state(sid, "INPROGRESS", timeout=30)
-            bob.state(sid, "INPROGRESS", timeout=30)
-            setups.append(time.perf_counter() - started)
-            alice.client.hangup(sid)
-            alice.state(sid, "DEINIT")
-            bob.state(sid, "DEINIT")
-        alice.stop()
-        bob.stop()
-    setup = median(setups[2:])
-    print(f"call_setup: median {setup * 1000:.1f} ms over {RUNS} calls "
-          f"(min {min(setups[2:]) * 1000:.1f}, max {max(setups[2:]) * 1000:.1f}); "
-          f"bare IQ round trip {rtt * 1000:.2f} ms; ratio {setup / rtt:.1f}x "
-          f"(target <= 10x and < 250 ms)")
+        plain = setups(server, folder, PLAIN)
+        secure = setups(server, folder, "")
+    for name, values in (("plain XEP-0166, RTP", plain), ("JMI + DTLS-SRTP", secure)):
+        setup = median(values)
+        print(f"call_setup ({name}): median {setup * 1000:.1f} ms over {RUNS} calls "
+              f"(min {min(values) * 1000:.1f}, max {max(values) * 1000:.1f}); "
+              f"{setup / rtt:.1f}x a bare IQ round trip ({rtt * 1000:.2f} ms)")
+    print(f"call_setup: JMI + DTLS-SRTP / plain = {median(secure) / median(plain):.2f}x "
+          f"(target <= 10x an IQ round trip and < 250 ms for the plain call)")
 
 
 if __name__ == "__main__":

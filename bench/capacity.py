@@ -35,11 +35,13 @@ def raw_opus_per_call_second(seconds: float = 10.0) -> float:
     return (time.process_time() - started) / seconds
 
 
-def run(n: int) -> tuple[float, float]:
+def run(n: int, encryption: str = "required") -> tuple[float, float]:
+    media = f'[media]\nencryption = "{encryption}"\n'
     with lab() as (server, folder):
-        alice = start(server, folder, "alice", '[audio]\ninput = "tone:440"\noutput = "null"\n')
+        alice = start(server, folder, "alice",
+                      '[audio]\ninput = "tone:440"\noutput = "null"\n' + media)
         bob = start(server, folder, "bob", '[audio]\ninput = "tone:660"\noutput = "null"\n'
-                                           '[policy]\nauto_accept_calls = "all"\n')
+                                           '[policy]\nauto_accept_calls = "all"\n' + media)
         make_ready(alice, bob)
         sids = []
         for _ in range(n):
@@ -62,11 +64,14 @@ def main() -> None:
     counts = [int(a) for a in sys.argv[1:]] or [10, 30]
     raw = raw_opus_per_call_second()
     for n in counts:
+        plain, _ = run(n, "off")
         per_call, load = run(n)
-        print(f"capacity: {n} calls in one media worker: {per_call * 1000:.2f} ms CPU per "
-              f"call-second (worker at {load * 100:.0f}% of a core); raw opuslib "
+        print(f"capacity: {n} DTLS-SRTP calls in one media worker: {per_call * 1000:.2f} ms "
+              f"CPU per call-second (worker at {load * 100:.0f}% of a core); raw opuslib "
               f"encode+decode {raw * 1000:.2f} ms; ratio {per_call / raw:.2f}x "
               f"(target <= 2x); about {1 / per_call:.0f} calls per core (target >= 100)")
+        print(f"capacity: SRTP costs {(per_call - plain) * 1000:.2f} ms CPU per call-second: "
+              f"encrypted / plain RTP = {per_call / plain:.2f}x ({plain * 1000:.2f} ms plain)")
 
 
 if __name__ == "__main__":

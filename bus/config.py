@@ -31,7 +31,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
                            "max_size"}),
     "policy": frozenset({"auto_accept_calls", "auto_accept_files", "reveal_ip_before_accept",
                          "relay_only", "relay_only_contacts"}),
-    "jingle": frozenset({"ring_timeout", "iq_timeout"}),
+    "jingle": frozenset({"ring_timeout", "iq_timeout", "message_initiation"}),
     "ice": frozenset({"connect_timeout", "stun_server", "turn_server", "turn_username",
                       "turn_password", "turn_transport"}),
     "media": frozenset({"encryption"}),
@@ -107,6 +107,7 @@ class JingleConfig:
 
     ring_timeout: float
     iq_timeout: float
+    message_initiation: bool = True  # XEP-0353 propose/proceed before calls, when supported
 
 
 @dataclass(frozen=True)
@@ -385,6 +386,7 @@ def load_config(path: str | os.PathLike[str] | None,
     jingle = JingleConfig(
         ring_timeout=r.number("jingle", "ring_timeout", 60.0, 1.0, 3600.0),
         iq_timeout=r.number("jingle", "iq_timeout", 30.0, 1.0, 600.0),
+        message_initiation=r.flag("jingle", "message_initiation", True),
     )
     turn_server = _host_port("ice.turn_server", r.opt_text("ice", "turn_server"))
     ice = IceConfig(

@@ -26,30 +26,32 @@ class Agent:
     def __init__(self, server: LocalProsody, user: str, folder: Path,
                  extra: str = "", env: dict[str, str] | None = None,
                  prefix: tuple[str, ...] = (), address: str = "127.0.0.1",
-                 tls: str = "off", log_level: str = "info") -> None:
-        self.user = user
+                 tls: str = "off", log_level: str = "info", resource: str = "agent") -> None:
+        """``resource``: another device of the same account when not "agent"."""
+        name = user if resource == "agent" else f"{user}-{resource}"
+        self.user = name
         self.bare = f"{user}@{server.domain}"
         self.folder = folder
-        self.commands = f"ipc://{folder}/{user}-cmd"
-        self.events = f"ipc://{folder}/{user}-ev"
-        self.config = folder / f"{user}.toml"
+        self.commands = f"ipc://{folder}/{name}-cmd"
+        self.events = f"ipc://{folder}/{name}-ev"
+        self.config = folder / f"{name}.toml"
         self.config.write_text(
             f'[account]\njid = "{self.bare}"\npassword = "{USERS[user]}"\n'
             f'server = "{address}"\nport = {server.c2s_port}\ntls = "{tls}"\n'
-            f'resource = "agent"\n'
+            f'resource = "{resource}"\n'
             f'[control]\ncommands = "{self.commands}"\nevents = "{self.events}"\n'
-            f'[bus]\nendpoint = "ipc://{folder}/{user}-bus"\n'
+            f'[bus]\nendpoint = "ipc://{folder}/{name}-bus"\n'
             f"heartbeat_interval = 0.2\nheartbeat_timeout = 2.0\n"
             f"[log]\nlevel = \"{log_level}\"\n{extra}"
         )
-        self.log = open(folder / f"{user}.log", "wb")  # noqa: SIM115
+        self.log = open(folder / f"{name}.log", "wb")  # noqa: SIM115
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYJINGLE_")} | (env or {})
         self.proc = subprocess.Popen(
             [*prefix, sys.executable, "-m", "supervisor", "--config", str(self.config)],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.client = ControlClient(self.commands, self.events)
         self.watch = EventWatcher(self.events)
-        self.full = f"{self.bare}/agent"
+        self.full = f"{self.bare}/{resource}"
 
     def wait_connected(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout

@@ -30,7 +30,8 @@ data_path = "{data}"
 log = {{ {level} = "{data}/prosody.log" }}
 admins = {{ }}
 modules_enabled = {{
-    "roster"; "saslauth"; "disco"; "ping"; "groups"; "presence"; "iq"; "message"; "carbons"; {tls_on}
+    "roster"; "saslauth"; "disco"; "ping"; "groups"; "presence"; "iq"; "message";
+    "carbons"; {tls_on}
     {turn_module}
 }}
 modules_disabled = {{ "s2s"; "posix"; {tls_module} }}

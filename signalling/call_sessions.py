@@ -83,8 +83,11 @@ class CallSessions:
 
     # --- callee -------------------------------------------------------------------
 
-    async def incoming(self, sid: str, peer: str) -> None:
-        """An incoming call: prepare media (no socket yet), say ringing, maybe auto-accept."""
+    async def incoming(self, sid: str, peer: str, accepted: bool = False) -> None:
+        """An incoming call: prepare media (no socket yet), say ringing, maybe auto-accept.
+
+        ``accepted``: the user already said yes to this call's XEP-0353 proposal.
+        """
         try:
             await self.prepare(sid, controlling=False)
         except CommandError as exc:
@@ -100,6 +103,12 @@ class CallSessions:
             # Refused before ringing: nobody should pick up a call that cannot proceed.
             self.host.end(session, Reason.SECURITY_ERROR,
                           "unencrypted calls are refused (XEP-0320 DTLS-SRTP required)")
+            return
+        if accepted:
+            try:
+                await self.accept(sid)
+            except CommandError as exc:
+                log.warning("accepting proposed call %s failed: %s", sid, exc)
             return
         if session is not None and session.state is SessionState.RECEIVEDINITIATE:
             # XEP-0167 §5: tell the caller the call is being presented to the user.

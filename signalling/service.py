@@ -28,7 +28,7 @@ from signalling.contacts import choose_resource
 from signalling.errors import CommandError
 from signalling.file_sessions import FILE_FEATURES, FileSessions
 from signalling.jingle import file_transfer as ft
-from signalling.jingle import ibb, ice_udp, rtp, s5b
+from signalling.jingle import ibb, ice_udp, jmi, rtp, s5b
 from signalling.jingle import namespaces as ns
 from signalling.jingle.errors import ProtocolError, StanzaError, UsageError, bad_request
 from signalling.jingle.manager import SessionCreated, SessionEvent, SessionManager, bare
@@ -46,6 +46,7 @@ from signalling.jingle.session import (
 )
 from signalling.jingle.stanzas import Formats
 from signalling.jingle.states import Reason, Role, SessionState
+from signalling.proposals import Proposals
 from signalling.xmpp.client import XmppClient
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,8 @@ FORMATS = Formats(
     infos={ns.RTP_INFO: rtp.parse_info, ns.FILE_TRANSFER: ft.parse_info},
 )
 # What this agent can do, advertised with disco (XEP-0030) and caps (XEP-0115).
-FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP, ns.FILE_TRANSFER, ns.S5B, ns.IBB,
-            ibb.IBB_STANZAS)
+FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP, ns.DTLS, ns.JMI, ns.FILE_TRANSFER,
+            ns.S5B, ns.IBB, ibb.IBB_STANZAS)
 WORKER_TIMEOUT = 3.0
 KIND_WORKER = {m.SessionKind.CALL: m.Process.MEDIA, m.SessionKind.FILE: m.Process.TRANSFER}
 # Worker messages about one session, handled only while the session lives.
@@ -75,6 +76,7 @@ class SessionInfo:
     kind: m.SessionKind
     direction: m.Direction
     closed: bool = False  # the worker was told to close this session
+    state: str = ""  # the last state reported (a proposal's, then its session's)
 
 
 class Signalling:
@@ -94,6 +96,7 @@ class Signalling:
         self._waiting: dict[tuple[type[m.Message], str], asyncio.Future[m.Message]] = {}
         self.calls = CallSessions(self)
         self.files = FileSessions(self)
+        self.proposals = Proposals(self)
         self._proxy: tuple[str, str, int] | None = None
         self._proxy_known = False
 
@@ -106,6 +109,7 @@ class Signalling:
         self.xmpp.start()
 
     async def stop(self) -> None:
+        self.proposals.close_all(Reason.GONE)
         for session in self.manager.live():
             self.end(session, Reason.GONE, "agent shutting down")
         await asyncio.sleep(0.2)  # let the terminates reach the stream
@@ -188,6 +192,12 @@ class Signalling:
             return
         self.files.ibb_stanza(sender, iq_id, payload)
 
+    def on_message(self, element: ET.Element) -> None:
+        self.proposals.on_message(element)
+
+    def send_message(self, element: ET.Element) -> None:
+        self.xmpp.send_message_element(element)
+
     def session(self, sid: str) -> Session | None:
         return self.manager.get(sid)
 
@@ -259,25 +269,35 @@ class Signalling:
             self.post(m.Process.SUPERVISOR, m.SessionInfoEvent(
                 time.time(), inner.sid, inner.info.kind.value, inner.info.name))
         elif isinstance(inner, StateChanged):
-            info = self.info.get(inner.sid)
-            if info is None:
-                kind = (m.SessionKind.CALL if event.application == ns.RTP
-                        else m.SessionKind.FILE)
-                direction = (m.Direction.OUTGOING if event.role is Role.INITIATOR
-                             else m.Direction.INCOMING)
-                info = self.info[inner.sid] = SessionInfo(inner.sid, event.peer, kind, direction)
+            kind = m.SessionKind.CALL if event.application == ns.RTP else m.SessionKind.FILE
+            direction = (m.Direction.OUTGOING if event.role is Role.INITIATOR
+                         else m.Direction.INCOMING)
             reason = inner.reason.condition.value if inner.reason else None
-            self.post(m.Process.SUPERVISOR, m.SessionStateEvent(
-                time.time(), inner.sid, info.peer, info.kind, info.direction,
-                inner.state.value, reason))
-            if (inner.state in ENDING or inner.state is SessionState.DEINIT) and not info.closed:
-                # Hang-up stops media at once, before the terminate is acknowledged.
-                info.closed = True
-                self.post(KIND_WORKER[info.kind], m.CloseSession(inner.sid, reason or "ended"))
-            if inner.state is SessionState.DEINIT:
-                self.info.pop(inner.sid, None)
-                self.calls.ended(inner.sid)
-                self.files.ended(inner.sid)
+            self.report_state(inner.sid, event.peer, kind, direction, inner.state.value, reason)
+
+    def report_state(self, sid: str, peer: str, kind: m.SessionKind, direction: m.Direction,
+                     state: str, reason: str | None = None) -> None:
+        """``session.state`` for the control socket, once per change: a proposed call
+        (XEP-0353) reports its first states before its Jingle session exists."""
+        info = self.info.get(sid)
+        if info is None:
+            info = self.info[sid] = SessionInfo(sid, peer, kind, direction)
+        info.peer = peer
+        if info.state == state:
+            return
+        info.state = state
+        self.post(m.Process.SUPERVISOR, m.SessionStateEvent(
+            time.time(), sid, info.peer, info.kind, info.direction, state, reason))
+        ending = state == SessionState.DEINIT or state in ENDING
+        if ending and not info.closed:
+            # Hang-up stops media at once, before the terminate is acknowledged.
+            info.closed = True
+            self.post(KIND_WORKER[info.kind], m.CloseSession(sid, reason or "ended"))
+        if state == SessionState.DEINIT:
+            self.info.pop(sid, None)
+            self.calls.ended(sid)
+            self.files.ended(sid)
+            self.proposals.session_ended(sid, reason)
 
     def _incoming(self, created: SessionCreated) -> None:
         if created.application == ns.FILE_TRANSFER:
@@ -291,7 +311,12 @@ class Signalling:
             return
         if created.application != ns.RTP:
             return
-        self._bg.spawn(self.calls.incoming(created.sid, created.peer))
+        proposal = self.proposals.get(created.sid)
+        accepted = (proposal is not None and proposal.role is Role.RESPONDER
+                    and proposal.device == created.peer)
+        if accepted:
+            self.proposals.session_started(created.sid)  # the user said yes already
+        self._bg.spawn(self.calls.incoming(created.sid, created.peer, accepted=accepted))
 
     async def _auto_accept_file(self, session: Session) -> None:
         try:
@@ -320,6 +345,10 @@ class Signalling:
         if isinstance(command, m.RequestFile):
             return await self._request_file(command)
         session = self.manager.get(getattr(command, "sid", ""))
+        proposal = self.proposals.get(getattr(command, "sid", ""))
+        if session is None and proposal is not None:
+            self._proposal_command(proposal, command)
+            return None
         if session is None:
             raise CommandError(cp.UNKNOWN_SESSION, f"no session {getattr(command, 'sid', '')!r}")
         if isinstance(command, m.Accept):
@@ -353,6 +382,25 @@ class Signalling:
             self.calls.mute(session, command.muted)
         return None
 
+    def _proposal_command(self, proposal: jmi.Proposal, command: m.Command) -> None:
+        """accept / reject / hangup of a call still in its XEP-0353 phase."""
+        if isinstance(command, m.Accept):
+            if proposal.role is not Role.RESPONDER:
+                raise CommandError(cp.NOT_ALLOWED, "only the callee accepts")
+            self.proposals.accept(proposal)
+        elif isinstance(command, m.Reject):
+            if proposal.role is not Role.RESPONDER:
+                raise CommandError(cp.NOT_ALLOWED, "only the callee rejects")
+            self.proposals.reject(proposal, Reason(command.reason))
+        elif isinstance(command, m.Hangup):
+            try:
+                reason = Reason(command.reason)
+            except ValueError:
+                raise CommandError(cp.BAD_REQUEST, f"unknown reason {command.reason!r}") from None
+            self.proposals.hangup(proposal, reason)
+        else:
+            raise CommandError(cp.NOT_ALLOWED, "the call is not connected yet")
+
     async def _resolve(self, to: str, features: tuple[str, ...], what: str) -> str:
         """libjingle's MakeCallTo: a full JID must be online; a bare JID becomes the best
         online resource that supports ``features``."""
@@ -368,7 +416,50 @@ class Signalling:
         return chosen
 
     async def _call(self, to: str) -> str:
+        """XEP-0353 when the callee's devices speak it (disco tells), else a plain
+        XEP-0166 session-initiate to the best resource."""
+        if self.config.jingle.message_initiation:
+            target = await self._proposal_target(to)
+            if target is not None:
+                return self.proposals.propose(*target)
         return await self._outgoing(to, m.SessionKind.CALL, self.calls.call)
+
+    async def _proposal_target(self, to: str) -> tuple[str, str] | None:
+        """Whom to send <propose/>, and the device most likely to answer: the bare JID
+        when some online device of it does JMI and voice (every device rings), a full
+        JID when that device does; None when nobody does (the plain path resolves,
+        or says not-found)."""
+        online = await self.xmpp.online_resources(bare(to))
+        capable = [r for r in online
+                   if ns.JMI in r.features and set(CALL_FEATURES) <= r.features]
+        if "/" in to:
+            return (to, to) if any(r.jid == to for r in capable) else None
+        likely = choose_resource(capable, CALL_FEATURES)
+        return (to, likely) if likely else None
+
+    def proceed_to(self, sid: str, device: str) -> None:
+        """XEP-0353 §3.5: ``device`` said <proceed/>; the session-initiate goes there now."""
+        session = self.manager.create_outgoing(device, ns.RTP, sid=sid)
+        self.proposals.session_started(sid)
+
+        async def initiate() -> None:
+            try:
+                await self.calls.call(session)
+            except CommandError as exc:
+                session.lost(Reason.FAILED_APPLICATION, str(exc))
+                self.flush()
+
+        self._bg.spawn(initiate())
+
+    def prepare_answer(self, sid: str) -> None:
+        """Accepted in a proposal: ready the media worker before the initiate arrives."""
+        async def prepare() -> None:
+            try:
+                await self.calls.prepare(sid, controlling=False)
+            except CommandError as exc:
+                log.warning("media for proposed call %s not prepared: %s", sid, exc)
+
+        self._bg.spawn(prepare())
 
     async def _send_file(self, command: m.SendFile) -> str:
         path = os.path.expanduser(command.path)

@@ -68,15 +68,15 @@ TERMINAL = frozenset({JmiState.REJECTED, JmiState.RETRACTED, JmiState.ELSEWHERE,
 STAY = None
 
 Key = tuple[Origin, JmiAction]
-I, R = Role.INITIATOR, Role.RESPONDER
+INI, RES = Role.INITIATOR, Role.RESPONDER
 US, PEER, SIB = Origin.US, Origin.PEER, Origin.SIBLING
 
 # (our role, state) -> (origin, action) -> next state (None: stay). A received
 # message missing from its row is ignored (messages, unlike IQs, get no error);
 # a command missing from it raises UsageError.
 TRANSITIONS: dict[tuple[Role, JmiState], dict[Key, JmiState | None]] = {
-    (I, JmiState.INIT): {(US, JmiAction.PROPOSE): JmiState.PROPOSED},
-    (I, JmiState.PROPOSED): {
+    (INI, JmiState.INIT): {(US, JmiAction.PROPOSE): JmiState.PROPOSED},
+    (INI, JmiState.PROPOSED): {
         (PEER, JmiAction.RINGING): STAY,
         (PEER, JmiAction.PROCEED): JmiState.PROCEEDING,
         (PEER, JmiAction.ACCEPT): STAY,  # the callee's devices talking among themselves
@@ -84,7 +84,7 @@ TRANSITIONS: dict[tuple[Role, JmiState], dict[Key, JmiState | None]] = {
         (US, JmiAction.RETRACT): JmiState.RETRACTED,
         (SIB, JmiAction.RETRACT): JmiState.RETRACTED,
     },
-    (I, JmiState.PROCEEDING): {
+    (INI, JmiState.PROCEEDING): {
         (PEER, JmiAction.RINGING): STAY,
         (PEER, JmiAction.PROCEED): STAY,  # a second device too late: its session never comes
         (PEER, JmiAction.ACCEPT): STAY,
@@ -92,8 +92,8 @@ TRANSITIONS: dict[tuple[Role, JmiState], dict[Key, JmiState | None]] = {
         (US, JmiAction.FINISH): JmiState.FINISHED,
         (PEER, JmiAction.FINISH): JmiState.FINISHED,
     },
-    (R, JmiState.INIT): {(PEER, JmiAction.PROPOSE): JmiState.RINGING},
-    (R, JmiState.RINGING): {
+    (RES, JmiState.INIT): {(PEER, JmiAction.PROPOSE): JmiState.RINGING},
+    (RES, JmiState.RINGING): {
         (US, JmiAction.RINGING): STAY,
         (US, JmiAction.PROCEED): JmiState.PROCEEDING,
         (US, JmiAction.REJECT): JmiState.REJECTED,
@@ -103,7 +103,7 @@ TRANSITIONS: dict[tuple[Role, JmiState], dict[Key, JmiState | None]] = {
         (SIB, JmiAction.ACCEPT): JmiState.ELSEWHERE,
         (SIB, JmiAction.REJECT): JmiState.ELSEWHERE,
     },
-    (R, JmiState.PROCEEDING): {
+    (RES, JmiState.PROCEEDING): {
         (PEER, JmiAction.PROPOSE): STAY,
         (PEER, JmiAction.RETRACT): JmiState.RETRACTED,  # gave up before initiating
         (SIB, JmiAction.ACCEPT): STAY,  # our own <accept/> reflected to our bare JID

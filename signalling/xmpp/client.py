@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 RECONNECT_MAX = 30.0
 BYTESTREAMS = "http://jabber.org/protocol/bytestreams"  # XEP-0065
 EXTDISCO = "urn:xmpp:extdisco:2"  # XEP-0215
+_JMI_PREFIXES = (f"{{{ns.JMI}}}", f"{{{ns.JMI_1}}}", f"{{{ns.CARBONS}}}sent")
 
 
 class StreamListener(Protocol):
@@ -43,6 +44,7 @@ class StreamListener(Protocol):
     def on_response(self, iq_id: str, error: StanzaError | None) -> None: ...
     def on_unavailable(self, jid: str) -> None: ...
     def on_ibb_iq(self, element: ET.Element) -> None: ...
+    def on_message(self, element: ET.Element) -> None: ...
 
 
 class XmppClient(slixmpp.ClientXMPP):
@@ -81,6 +83,9 @@ class XmppClient(slixmpp.ClientXMPP):
         self.register_handler(Callback(
             "Jingle", MatchXPath(f"{{{ns.CLIENT}}}iq/{{{ns.JINGLE}}}jingle"), self._on_jingle
         ))
+        # XEP-0353 messages, direct or as carbons (XEP-0280) of what our other devices sent.
+        self.register_handler(Callback("JMI", MatchXPath(f"{{{ns.CLIENT}}}message"),
+                                       self._on_message))
         for local in ("open", "data", "close"):
             self.register_handler(Callback(
                 f"IBB {local}", MatchXPath(f"{{{ns.CLIENT}}}iq/{{{IBB_STANZAS}}}{local}"),
@@ -118,11 +123,33 @@ class XmppClient(slixmpp.ClientXMPP):
         except (IqError, IqTimeout) as exc:
             log.warning("roster not loaded: %s", exc)
         await self.plugin["xep_0115"].update_caps()
+        await self._enable_carbons()
         self.send_presence()
         encrypted = self.transport is not None and (
             self.transport.get_extra_info("ssl_object") is not None
         )
         self.listener.on_connected(str(self.boundjid), encrypted)
+
+    async def _enable_carbons(self) -> None:
+        """XEP-0280 §4: copies of what our other devices send, so that a call answered
+        on one of them stops ringing here (XEP-0353 §3.3)."""
+        iq = self.make_iq_set()
+        iq.xml.append(ET.Element(f"{{{ns.CARBONS}}}enable"))
+        try:
+            await iq.send(timeout=5)
+        except (IqError, IqTimeout) as exc:
+            log.info("message carbons not enabled: %s", exc)
+
+    def _on_message(self, message: Any) -> None:
+        if message["type"] == "error":
+            return
+        if any(child.tag.startswith(_JMI_PREFIXES) for child in message.xml):
+            self.listener.on_message(message.xml)
+
+    def send_message_element(self, element: ET.Element) -> None:
+        """A <message/> built by the core (XEP-0353), sent as it is."""
+        message = self.Message(xml=element)
+        message.send()
 
     def _on_disconnected(self, reason: Any) -> None:
         self.listener.on_disconnected(str(reason) or "stream closed")

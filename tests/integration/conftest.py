@@ -40,8 +40,9 @@ def folder() -> Iterator[Path]:
 def start_agent(prosody: LocalProsody, folder: Path):
     started: list[Agent] = []
 
-    def start(user: str, extra: str = "", env: dict[str, str] | None = None) -> Agent:
-        agent = Agent(prosody, user, folder, extra, env)
+    def start(user: str, extra: str = "", env: dict[str, str] | None = None,
+              resource: str = "agent") -> Agent:
+        agent = Agent(prosody, user, folder, extra, env, resource=resource)
         started.append(agent)
         agent.wait_connected()
         return agent

@@ -5,6 +5,7 @@ contract."""
 import pytest
 
 from control.client import ControlFailed
+from tests.integration.conftest import make_ready
 
 pytestmark = pytest.mark.prosody
 
@@ -62,8 +63,11 @@ def test_call_offline_contact_is_not_found(pair):
     assert alice.client.sessions() == []
 
 
-def test_commands_on_wrong_sessions(pair):
-    alice, bob = pair
+def test_commands_on_wrong_sessions(start_agent):
+    """Plain XEP-0166 calls (no XEP-0353 phase): a ringing session can carry mute."""
+    plain = "[jingle]\nmessage_initiation = false\n"
+    alice, bob = start_agent("alice", extra=plain), start_agent("bob", extra=plain)
+    make_ready(alice, bob)
     with pytest.raises(ControlFailed) as info:
         alice.client.accept("no-such-sid")
     assert info.value.code == "unknown-session"

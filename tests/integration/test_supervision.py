@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import pid_alive
+from tests.integration.conftest import make_ready, pid_alive
 
 pytestmark = pytest.mark.prosody
 
@@ -37,6 +37,17 @@ def _kill_and_watch(agent, worker):
     status = agent.client.status()["workers"][worker]
     assert status["alive"] and status["restarts"] == 1
     return restarted["pid"]
+
+
+@pytest.fixture
+def pair(start_agent):
+    """Plain XEP-0166 calls: the session (and its media) exists from the first ring,
+    so a worker crash has something to end. (A call still in its XEP-0353 phase
+    holds no media yet and simply goes on.)"""
+    plain = "[jingle]\nmessage_initiation = false\n"
+    alice, bob = start_agent("alice", extra=plain), start_agent("bob", extra=plain)
+    make_ready(alice, bob)
+    return alice, bob
 
 
 def test_media_worker_killed_ends_calls(pair):
