@@ -281,6 +281,8 @@ class Signalling:
         (XEP-0353) reports its first states before its Jingle session exists."""
         info = self.info.get(sid)
         if info is None:
+            if state == SessionState.DEINIT:
+                return  # already reported over (a proposal retracted before its session)
             info = self.info[sid] = SessionInfo(sid, peer, kind, direction)
         info.peer = peer
         if info.state == state:
@@ -374,6 +376,12 @@ class Signalling:
                 raise CommandError(cp.BAD_REQUEST, f"unknown reason {command.reason!r}") from None
             if reason is Reason.SUCCESS and session.state is SessionState.SENTINITIATE:
                 reason = Reason.CANCEL  # hanging up before an answer cancels (XEP-0167 §6.6)
+            if session.state is SessionState.INIT and proposal is not None:
+                # Proceeded, session-initiate not out yet: retract (XEP-0353), drop it.
+                self.proposals.hangup(proposal, reason)
+                session.lost(Reason.CANCEL)
+                self.flush()
+                return None
             self._terminate(session, reason)
         elif isinstance(command, m.Mute):
             info = self.info.get(session.sid)
@@ -448,6 +456,8 @@ class Signalling:
             except CommandError as exc:
                 session.lost(Reason.FAILED_APPLICATION, str(exc))
                 self.flush()
+            except UsageError:
+                pass  # hung up while the media was being prepared
 
         self._bg.spawn(initiate())
 

@@ -241,3 +241,16 @@ def test_a_stranger_calling_or_offering_a_file_learns_no_address_before_accept(
         assert "<candidate" not in stanza and "streamhost" not in stanza, stanza
         assert "192.0.2.2" not in stanza and "127.0.0.1" not in stanza, stanza
     time.sleep(0.1)
+
+
+def test_hangup_right_after_an_automatic_proceed_ends_both_sides(start_agent):
+    """The window between <proceed/> and the session-initiate: a hang-up there
+    retracts, and both sides reach DEINIT."""
+    alice = start_agent("alice", extra=QUIET)
+    bob = start_agent("bob", extra=QUIET + '[policy]\nauto_accept_calls = "all"\n')
+    make_ready(alice, bob)
+    for _ in range(5):
+        sid = alice.client.call(bob.bare)
+        alice.client.hangup(sid)
+        alice.state(sid, "DEINIT")
+        bob.state(sid, "DEINIT", timeout=15)
