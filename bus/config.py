@@ -96,6 +96,12 @@ class PolicyConfig:
         """Whether ``policy`` (``auto_accept_calls`` or ``_files``) accepts this peer."""
         return policy == "all" or (policy == "roster" and peer_in_roster)
 
+    def reveals_early(self, peer_in_roster: bool) -> bool:
+        """``reveal_ip_before_accept``: may candidates go out before the user accepts?
+        (libjingle's behaviour, faster to connect, but it tells any caller where we are.)"""
+        return self.reveal_ip_before_accept == "always" or (
+            self.reveal_ip_before_accept == "roster" and peer_in_roster)
+
     def relay_only_for(self, peer: str) -> bool:
         """Relay-only for this peer (full or bare JID)?"""
         return self.relay_only or peer.split("/", 1)[0] in self.relay_only_contacts

@@ -102,7 +102,13 @@ class ProcessLink:
                 if isinstance(message, Shutdown):
                     self.stop_reason = message.reason
                     break
-                await handler(source, message)
+                try:
+                    await handler(source, message)
+                except Exception:
+                    # One bad message must not take the process (and every session
+                    # it holds) down: say which, and go on with the next.
+                    log.exception("bus: handling %s from %s failed", type(message).__name__,
+                                  source)
                 self._check_orphaned()
         finally:
             beat.cancel()

@@ -364,6 +364,17 @@ class LocalCandidates(Message):
 
 
 @dataclass(frozen=True)
+class OpenMedia(Message):
+    """Gather and check before accept, because ``policy.reveal_ip_before_accept``
+    allows it for this caller; media (codec, DTLS) waits for ``StartMedia``."""
+
+    sid: str
+    remote_ufrag: str
+    remote_pwd: str
+    remote_candidates: tuple[IceCandidateInfo, ...] = ()
+
+
+@dataclass(frozen=True)
 class RemoteCandidates(Message):
     """Signalling -> media worker: candidates the peer sent (trickled)."""
 

@@ -84,23 +84,37 @@ class MediaCall:
         self._eoc: asyncio.TimerHandle | None = None
         self._send_times: list[float] | None = [] if TRACE_DIR else None
         self._dtls: m.DtlsParams | None = None
+        self._opened = False
+        self._accepted = asyncio.Event()
 
     # --- control ---------------------------------------------------------------
 
+    async def open(self, ufrag: str, pwd: str,
+                   candidates: tuple[m.IceCandidateInfo, ...]) -> None:
+        """Gather, signal our candidates and start the checks (after accept, or
+        before it where the reveal policy allows)."""
+        if self._opened:
+            await self.add_remote(candidates)
+            return
+        self._opened = True
+        self.ice.set_remote_credentials(ufrag, pwd)
+        gathered = await self.ice.gather()
+        if self._closed:
+            return
+        await self._transport_state(m.TransportState.CHECKING,
+                                    types=tuple(sorted({c.type for c in gathered})))
+        await self._send(m.Process.SIGNALLING, m.LocalCandidates(self.sid, tuple(gathered)))
+        await self.add_remote(candidates)
+        self._tasks.append(asyncio.create_task(self._connect()))
+
     async def start(self, start: m.StartMedia) -> None:
+        """The session is accepted: the codec and DTLS role are known, media may flow."""
         self._dtls = start.dtls
         choice = start.codec
         self.codec = make_codec(choice.name, choice.payload_type, choice.fec)
         self.reception = ReceptionStats(self.codec.clock_rate)
-        self.ice.set_remote_credentials(start.remote_ufrag, start.remote_pwd)
-        candidates = await self.ice.gather()
-        if self._closed:
-            return
-        await self._transport_state(m.TransportState.CHECKING,
-                                    types=tuple(sorted({c.type for c in candidates})))
-        await self._send(m.Process.SIGNALLING, m.LocalCandidates(self.sid, tuple(candidates)))
-        await self.add_remote(start.remote_candidates)
-        self._tasks.append(asyncio.create_task(self._connect()))
+        self._accepted.set()
+        await self.open(start.remote_ufrag, start.remote_pwd, start.remote_candidates)
 
     async def add_remote(self, candidates: tuple[m.IceCandidateInfo, ...]) -> None:
         if await self.ice.add_remote(candidates) and not self._closed:
@@ -134,6 +148,9 @@ class MediaCall:
     # --- transport --------------------------------------------------------------
 
     async def _connect(self) -> None:
+        # Revealed early, the caller still gathers only once we accept: checking
+        # before that would only run the ICE timeout down.
+        await self._accepted.wait()
         try:
             local, remote = await self.ice.connect(self.connect_timeout)
         except (TimeoutError, ConnectionError) as exc:

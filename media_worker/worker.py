@@ -98,6 +98,10 @@ class MediaWorker:
                 await self._send(source, m.WorkerFailed(message.sid, "failed-application"))
             else:
                 self._bg.spawn(self._start(call, message))
+        elif isinstance(message, m.OpenMedia):
+            call = self.calls.get(message.sid)
+            if call is not None:
+                self._bg.spawn(self._open(call, message))
         elif isinstance(message, m.RemoteCandidates):
             call = self.calls.get(message.sid)
             if call is not None:
@@ -122,6 +126,12 @@ class MediaWorker:
         except Exception:
             log.exception("call %s could not start", call.sid)
             await self._send(m.Process.SIGNALLING, m.WorkerFailed(call.sid, "failed-application"))
+
+    async def _open(self, call: MediaCall, message: m.OpenMedia) -> None:
+        try:
+            await call.open(message.remote_ufrag, message.remote_pwd, message.remote_candidates)
+        except Exception:
+            log.exception("call %s could not gather early", call.sid)
 
     async def _close_all(self, reason: str) -> None:
         calls, self.calls = list(self.calls.values()), {}

@@ -114,12 +114,26 @@ class CallSessions:
             # XEP-0167 §5: tell the caller the call is being presented to the user.
             session.send_info(rtp.RtpInfo(rtp.RtpInfoKind.RINGING), time.monotonic())
             self.host.flush()
+            self._reveal_early(session)
         policy = self.host.config.policy
         if policy.auto_accepts(policy.auto_accept_calls, self.host.in_roster(bare(peer))):
             try:
                 await self.accept(sid)
             except CommandError as exc:
                 log.warning("auto-accept of %s failed: %s", sid, exc)
+
+    def _reveal_early(self, session: Session) -> None:
+        """Only where ``policy.reveal_ip_before_accept`` allows it for this caller:
+        gather now and trickle candidates while ringing, as libjingle did."""
+        if not self.host.config.policy.reveals_early(self.host.in_roster(bare(session.peer))):
+            return
+        offer = next((c.transport for c in session.remote_contents
+                      if isinstance(c.transport, ice_udp.IceUdpTransport)), None)
+        if offer is None or not offer.ufrag or not offer.pwd:
+            return
+        self.host.post(m.Process.MEDIA, m.OpenMedia(
+            session.sid, offer.ufrag, offer.pwd,
+            tuple(candidate_to_bus(c) for c in offer.candidates)))
 
     async def accept(self, sid: str) -> None:
         """session-accept with our answer (XEP-0167 §5), then start the media."""
@@ -231,7 +245,8 @@ class CallSessions:
         creds = self.ice.get(message.sid)
         if session is None or creds is None or not message.candidates:
             return
-        content = session.local_contents[0]
+        # Before our accept (candidates revealed early) we name the offered content.
+        content = (session.local_contents or session.remote_contents)[0]
         negotiation = self.dtls.get(message.sid)
         transport = ice_udp.IceUdpTransport(
             creds[0], creds[1], tuple(candidate_from_bus(c) for c in message.candidates),

@@ -254,3 +254,43 @@ def test_hangup_right_after_an_automatic_proceed_ends_both_sides(start_agent):
         alice.client.hangup(sid)
         alice.state(sid, "DEINIT")
         bob.state(sid, "DEINIT", timeout=15)
+
+
+def test_reveal_policy_always_trickles_candidates_while_ringing(prosody, start_agent):
+    """policy.reveal_ip_before_accept = "always": libjingle's behaviour, on request."""
+    bob = start_agent("bob", extra=QUIET + '[policy]\nreveal_ip_before_accept = "always"\n')
+    received: list[str] = []
+
+    async def main():
+        client = await login(prosody, "dave")
+        got = asyncio.Event()
+
+        def on_jingle(iq):
+            received.append(slixmpp.xmlstream.tostring(iq.xml))
+            iq.reply().send()
+            if "<candidate" in received[-1]:
+                got.set()
+
+        client.register_handler(Callback("j", MatchXPath(
+            f"{{jabber:client}}iq/{{{ns.JINGLE}}}jingle"), on_jingle))
+        fp = ":".join(["AB"] * 32)
+        iq = client.make_iq_set(ito=bob.full)
+        iq.xml.append(slixmpp.xmlstream.ET.fromstring(
+            f"<jingle xmlns='{ns.JINGLE}' action='session-initiate' sid='early1'"
+            f" initiator='{client.boundjid}'><content creator='initiator' name='voice'>"
+            f"<description xmlns='{ns.RTP}' media='audio'><payload-type id='111' name='opus'"
+            " clockrate='48000' channels='2'/></description>"
+            f"<transport xmlns='{ns.ICE_UDP}' ufrag='dave' pwd='davedavedavedavedave12'>"
+            f"<fingerprint xmlns='{ns.DTLS}' hash='sha-256' setup='actpass'>{fp}</fingerprint>"
+            "</transport></content></jingle>"))
+        await iq.send(timeout=5)
+        try:
+            await asyncio.wait_for(got.wait(), 10)
+        finally:
+            client.disconnect()
+
+    asyncio.run(main())
+    assert bob.state("early1", "RECEIVEDINITIATE")
+    early = next(x for x in received if "<candidate" in x)
+    assert "transport-info" in early
+    assert not [e for e in bob.watch.seen if e.get("state") == "SENTACCEPT"]
