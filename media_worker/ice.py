@@ -58,19 +58,26 @@ class IceTransport:
         candidates are gathered, so no address of ours can reach the peer."""
         self.servers = servers
         self.relay_only = relay_only
-        policy = aioice.TransportPolicy.RELAY if relay_only else aioice.TransportPolicy.ALL
-        if servers is None:
-            self.connection = aioice.Connection(ice_controlling=controlling, components=1,
-                                                transport_policy=policy)
-        else:
-            self.connection = aioice.Connection(
-                ice_controlling=controlling, components=1, stun_server=servers.stun_server,
-                turn_server=servers.turn_server, turn_username=servers.turn_username,
-                turn_password=servers.turn_password, turn_transport=servers.turn_transport,
-                transport_policy=policy)
+        self.controlling = controlling
+        self.connection = self._connection(servers.turn_transport if servers else "udp")
         self._ended = False
         self._gathered = False
         self._early: list[IceCandidateInfo] = []
+
+    def _connection(self, turn_transport: str, ufrag: str | None = None,
+                    pwd: str | None = None) -> aioice.Connection:
+        policy = (aioice.TransportPolicy.RELAY if self.relay_only
+                  else aioice.TransportPolicy.ALL)
+        servers = self.servers
+        if servers is None:
+            return aioice.Connection(ice_controlling=self.controlling, components=1,
+                                     transport_policy=policy, local_username=ufrag,
+                                     local_password=pwd)
+        return aioice.Connection(
+            ice_controlling=self.controlling, components=1, stun_server=servers.stun_server,
+            turn_server=servers.turn_server, turn_username=servers.turn_username,
+            turn_password=servers.turn_password, turn_transport=turn_transport,
+            transport_policy=policy, local_username=ufrag, local_password=pwd)
 
     @property
     def ufrag(self) -> str:
@@ -82,8 +89,23 @@ class IceTransport:
 
     async def gather(self) -> list[IceCandidateInfo]:
         await self.connection.gather_candidates()
-        self._gathered = True
         types = {c.type for c in self.connection.local_candidates}
+        servers = self.servers
+        if (servers and servers.turn_server and servers.turn_transport == "udp"
+                and "relay" not in types):
+            # UDP may be blocked on the way to the TURN server (and aioice drops the
+            # failure silently): TURN over TCP to the same server gets through
+            # wherever the XMPP stream itself does. Same credentials (ufrag/pwd are
+            # already signalled), new sockets.
+            log.info("TURN over UDP to %s:%d gave no relayed candidate: trying TCP",
+                     *servers.turn_server)
+            remote = (self.connection.remote_username, self.connection.remote_password)
+            await self.connection.close()
+            self.connection = self._connection("tcp", self.ufrag, self.pwd)
+            self.connection.remote_username, self.connection.remote_password = remote
+            await self.connection.gather_candidates()
+            types = {c.type for c in self.connection.local_candidates}
+        self._gathered = True
         # aioice drops a failed STUN/TURN request without a word: say it.
         if self.servers and self.servers.stun_server and "srflx" not in types:
             log.warning("STUN server %s:%d gave no server-reflexive candidate",

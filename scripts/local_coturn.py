@@ -18,9 +18,9 @@ from pathlib import Path
 from scripts.local_prosody import free_port, stop_process
 
 CONFIG = """\
-listening-ip=127.0.0.1
+listening-ip={ip}
 listening-port={port}
-relay-ip=127.0.0.1
+relay-ip={ip}
 min-port={min_port}
 max-port={max_port}
 realm=pyjingle.test
@@ -44,6 +44,8 @@ class LocalCoturn:
     password: str = "turn-secret"
     port: int = 0
     auth_secret: str | None = None  # TURN REST credentials (use-auth-secret), as XEP-0215 hands out
+    ip: str = "127.0.0.1"  # where it listens and relays from
+    prefix: tuple[str, ...] = ()  # e.g. ("ip", "netns", "exec", "ns1") to run it elsewhere
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> None:
@@ -56,17 +58,25 @@ class LocalCoturn:
         auth = (f"use-auth-secret\nstatic-auth-secret={self.auth_secret}" if self.auth_secret
                 else f"lt-cred-mech\nuser={self.user}:{self.password}")
         config.write_text(CONFIG.format(port=self.port, min_port=base, max_port=base + 99,
-                                        auth=auth, data=self.data))
-        self.proc = subprocess.Popen(["turnserver", "-c", str(config)],
+                                        auth=auth, data=self.data, ip=self.ip))
+        self.proc = subprocess.Popen([*self.prefix, "turnserver", "-c", str(config)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"turnserver exited with {self.proc.returncode}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), 0.2
-            ):
-                return
+            if self.prefix:
+                # Another network namespace: try its TCP listener from in there.
+                probe = subprocess.run(
+                    [*self.prefix, "bash", "-c", f"exec 3<>/dev/tcp/{self.ip}/{self.port}"],
+                    capture_output=True)
+                if probe.returncode == 0:
+                    return
+            else:
+                with contextlib.suppress(OSError), socket.create_connection(
+                    (self.ip, self.port), 0.2
+                ):
+                    return
             time.sleep(0.05)
         raise RuntimeError("turnserver did not listen in time")
 

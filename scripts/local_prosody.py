@@ -47,7 +47,7 @@ s2s_ports = {{ }}
 http_ports = {{ }}
 https_ports = {{ }}
 proxy65_ports = {{ {proxy65} }}
-proxy65_interfaces = {{ "127.0.0.1" }}
+proxy65_interfaces = {{ "{proxy_ip}" }}
 groups_file = "{data}/groups.txt"
 {turn}-- Jingle signalling is bursts of small stanzas: Nagle would hold them ~40 ms.
 network_settings = {{ nagle = false }}
@@ -57,7 +57,7 @@ VirtualHost "{domain}"
 {proxy}"""
 
 PROXY = """Component "proxy.{domain}" "proxy65"
-    proxy65_address = "127.0.0.1"
+    proxy65_address = "{proxy_ip}"
 """
 
 
@@ -92,7 +92,7 @@ class LocalProsody:
     c2s_port: int = 0
     proxy65_port: int = 0
     tls: bool = False  # offer STARTTLS with a self-signed certificate
-    interfaces: tuple[str, ...] = ("127.0.0.1",)
+    interfaces: tuple[str, ...] = ("127.0.0.1",)  # c2s; the first also serves proxy65
     proxy65: bool = True  # the XEP-0065 bytestreams proxy component
     # XEP-0215 via mod_turn_external: (host, port, shared secret, credential ttl seconds)
     turn: tuple[str, int, str, int] | None = None
@@ -120,7 +120,9 @@ class LocalProsody:
             data=self.data, level="info", c2s=self.c2s_port, proxy65=self.proxy65_port,
             domain=self.domain, tls_module="" if self.tls else '"tls";',
             interfaces="; ".join(f'"{i}"' for i in self.interfaces),
-            proxy=PROXY.format(domain=self.domain) if self.proxy65 else "",
+            proxy=(PROXY.format(domain=self.domain, proxy_ip=self.interfaces[0])
+                   if self.proxy65 else ""),
+            proxy_ip=self.interfaces[0],
             turn_module='"turn_external";' if self.turn else "",
             turn=(f'turn_external_host = "{self.turn[0]}"\nturn_external_port = {self.turn[1]}\n'
                   f'turn_external_secret = "{self.turn[2]}"\n'

@@ -1,0 +1,118 @@
+"""A test internet with NATs, made of network namespaces (the NAT matrix of issue 7).
+
+    host a (10.1.0.2) -- NAT a (10.1.0.1 | 198.18.1.2) --+
+                                                          +-- internet (198.18.0.1:
+    host b (10.2.0.2) -- NAT b (10.2.0.1 | 198.18.2.2) --+     Prosody, coturn)
+
+Each NAT namespace runs nftables in one of the matrix's modes, set per row:
+- ``open``: plain routing, no NAT (the internet routes 10.x to the NATs);
+- ``cone``: endpoint-independent mapping (Linux keeps the source port) and
+  NEW inbound dropped on the WAN side. Plain MASQUERADE alone turns symmetric
+  after an unsolicited inbound packet (MACHINE-NOTES), hence the drop;
+- ``symmetric``: ``masquerade random``: a fresh port per destination, NEW
+  inbound dropped;
+- ``udp-blocked``: the cone NAT that also drops every UDP datagram it would
+  forward, so only TCP (XMPP, TURN over TCP, SOCKS5) gets out.
+:meth:`NatLab.move` gives a host a new address on the same NAT (a network change).
+"""
+
+from __future__ import annotations
+
+import os
+
+from tests.integration.netns import run
+
+SERVER = "198.18.0.1"
+MODES = ("open", "cone", "symmetric", "udp-blocked")
+
+
+class NatLab:
+    def __init__(self) -> None:
+        tag = str(os.getpid() % 100000)
+        self.internet = f"pjI{tag}"
+        self.nats = {s: f"pjN{s.upper()}{tag}" for s in "ab"}
+        self.hosts = {s: f"pjH{s.upper()}{tag}" for s in "ab"}
+        self.wan: dict[str, str] = {}
+        self.lan_dev: dict[str, str] = {}
+        self.address: dict[str, str] = {}
+        for ns in (self.internet, *self.nats.values(), *self.hosts.values()):
+            run("ip", "netns", "add", ns)
+            self._in(ns, "ip", "link", "set", "lo", "up")
+        self._in(self.internet, "ip", "addr", "add", f"{SERVER}/32", "dev", "lo")
+        self._in(self.internet, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        for i, side in enumerate("ab", start=1):
+            nat, host = self.nats[side], self.hosts[side]
+            inet_end, wan_end = f"pi{side}{tag}"[:15], f"pw{side}{tag}"[:15]
+            lan_end, host_end = f"pl{side}{tag}"[:15], f"ph{side}{tag}"[:15]
+            self._veth(inet_end, self.internet, f"198.18.{i}.1/24",
+                       wan_end, nat, f"198.18.{i}.2/24")
+            self._veth(lan_end, nat, f"10.{i}.0.1/24", host_end, host, f"10.{i}.0.2/24")
+            self._in(nat, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            self._in(nat, "ip", "route", "add", "default", "via", f"198.18.{i}.1")
+            self._in(host, "ip", "route", "add", "default", "via", f"10.{i}.0.1")
+            # For the open row: the internet routes the private networks to their NAT.
+            self._in(self.internet, "ip", "route", "add", f"10.{i}.0.0/24",
+                     "via", f"198.18.{i}.2")
+            self.wan[side], self.lan_dev[side] = wan_end, host_end
+            self.address[side] = f"10.{i}.0.2"
+
+    def _in(self, ns: str, *args: str) -> None:
+        run("ip", "netns", "exec", ns, *args)
+
+    def _veth(self, a: str, a_ns: str, a_addr: str, b: str, b_ns: str, b_addr: str) -> None:
+        run("ip", "link", "add", a, "type", "veth", "peer", "name", b)
+        for dev, ns, addr in ((a, a_ns, a_addr), (b, b_ns, b_addr)):
+            run("ip", "link", "set", dev, "netns", ns)
+            self._in(ns, "ip", "addr", "add", addr, "dev", dev)
+            self._in(ns, "ip", "link", "set", dev, "up")
+
+    def prefix(self, side: str) -> tuple[str, ...]:
+        return ("ip", "netns", "exec", self.hosts[side])
+
+    def server_prefix(self) -> tuple[str, ...]:
+        return ("ip", "netns", "exec", self.internet)
+
+    def set_mode(self, mode: str) -> None:
+        """Both NATs to ``mode`` (one of :data:`MODES`); old mappings are flushed."""
+        if mode not in MODES:
+            raise ValueError(mode)
+        for side, nat in self.nats.items():
+            run("ip", "netns", "exec", nat, "nft", "delete", "table", "ip", "pjnat", check=False)
+            run("ip", "netns", "exec", nat, "conntrack", "-F", check=False)
+            if mode == "open":
+                continue
+            wan = self.wan[side]
+            masquerade = "masquerade random" if mode == "symmetric" else "masquerade"
+            udp_drop = "meta l4proto udp drop;" if mode == "udp-blocked" else ""
+            ruleset = (
+                "table ip pjnat {\n"
+                f"  chain natout {{ type nat hook postrouting priority 100; "
+                f"oifname \"{wan}\" {masquerade}; }}\n"
+                f"  chain through {{ type filter hook forward priority 0; {udp_drop} "
+                f"iifname \"{wan}\" ct state new drop; }}\n"
+                f"  chain tome {{ type filter hook input priority 0; "
+                f"iifname \"{wan}\" ct state new drop; }}\n"
+                "}\n")
+            subprocess_input(("ip", "netns", "exec", nat, "nft", "-f", "-"), ruleset)
+
+    def move(self, side: str) -> str:
+        """Give ``side``'s host a new address (the old one disappears): a network change."""
+        host, dev = self.hosts[side], self.lan_dev[side]
+        i = "ab".index(side) + 1
+        old = self.address[side]
+        new = f"10.{i}.0.{int(old.rsplit('.', 1)[1]) + 1}"
+        self._in(host, "ip", "addr", "add", f"{new}/24", "dev", dev)
+        self._in(host, "ip", "addr", "del", f"{old}/24", "dev", dev)
+        self._in(host, "ip", "route", "replace", "default", "via", f"10.{i}.0.1")
+        self.address[side] = new
+        return new
+
+    def close(self) -> None:
+        for ns in (*self.hosts.values(), *self.nats.values(), self.internet):
+            run("ip", "netns", "del", ns, check=False)
+
+
+def subprocess_input(args: tuple[str, ...], text: str) -> None:
+    import subprocess
+
+    subprocess.run(list(args), input=text, text=True, check=True, capture_output=True)
