@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import logging
 import secrets
+from typing import Any
 
 import aioice
 
@@ -49,6 +51,76 @@ def signalled(candidates: list[IceCandidateInfo], relay_only: bool) -> list[IceC
             for c in candidates if c.type == "relay"]
 
 
+# Address space that only means something inside one site (RFC 1918, RFC 6598,
+# RFC 4193, link-local, loopback).
+_SITE_LOCAL = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+    "127.0.0.0/8", "fc00::/7", "fe80::/10", "::1/128"))
+
+
+RELAY_HEAD_START = 1.0  # seconds direct pairs get before relayed ones are checked
+
+
+def _relayed(pair: Any) -> bool:
+    return "relay" in (pair.local_candidate.type, pair.remote_candidate.type)
+
+
+def site_local(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name (mDNS): aioice already keeps relays away from those
+    return any(address in net for net in _SITE_LOCAL)
+
+
+class Connection(aioice.Connection):
+    """aioice's connection, minus the pairs a relay can never serve.
+
+    A TURN server outside the peer's site cannot reach the peer's private host
+    address, yet aioice pairs our relayed candidate with it like any other. The
+    check is not merely wasted: coturn gets an error sending into an address it
+    has no route to and drops the whole allocation ("closed, reason: general"),
+    taking the relay pairs that would have worked with it. Behind two symmetric
+    NATs that left the default policy with nothing (the relay-only policy never
+    sees host candidates, so it connected). aioice skips relay pairs to mDNS
+    names for a similar reason; this extends the rule to site-local addresses
+    when the relay itself is not site-local.
+    """
+
+    async def check_start(self, pair: Any) -> None:
+        """Relayed pairs start RELAY_HEAD_START later while a direct pair may still work.
+
+        aioice nominates the first pair that succeeds; a relay answers from the
+        first packet, while a direct path through a cone NAT needs both sides'
+        checks to punch the hole (a retransmission, ~0.5 s). Without a head start
+        calls that could go direct went through the relay (the cone row of the
+        NAT matrix), costing the relay's bandwidth and a detour.
+        """
+        if _relayed(pair) and any(
+                not _relayed(p) and p.state not in (aioice.ice.CandidatePair.State.FAILED,)
+                for p in self._check_list):
+            self.check_state(pair, aioice.ice.CandidatePair.State.IN_PROGRESS)
+            await asyncio.sleep(RELAY_HEAD_START)
+            if self._nominated.get(pair.component) is not None:
+                return  # a direct pair made it meanwhile
+        await super().check_start(pair)
+
+    def _pair_remote_candidate(self, remote_candidate: aioice.Candidate) -> None:
+        if remote_candidate.type == "host" and site_local(remote_candidate.host):
+            relays = [p for p in self._protocols
+                      if p.local_candidate.type == "relay"
+                      and not site_local(p.local_candidate.host)]
+            if relays:
+                kept = self._protocols
+                self._protocols = [p for p in kept if p not in relays]
+                try:
+                    super()._pair_remote_candidate(remote_candidate)
+                finally:
+                    self._protocols = kept
+                return
+        super()._pair_remote_candidate(remote_candidate)
+
+
 class IceTransport:
     """ICE for one call. Credentials exist at once; sockets only after ``gather()``."""
 
@@ -70,10 +142,10 @@ class IceTransport:
                   else aioice.TransportPolicy.ALL)
         servers = self.servers
         if servers is None:
-            return aioice.Connection(ice_controlling=self.controlling, components=1,
+            return Connection(ice_controlling=self.controlling, components=1,
                                      transport_policy=policy, local_username=ufrag,
                                      local_password=pwd)
-        return aioice.Connection(
+        return Connection(
             ice_controlling=self.controlling, components=1, stun_server=servers.stun_server,
             turn_server=servers.turn_server, turn_username=servers.turn_username,
             turn_password=servers.turn_password, turn_transport=turn_transport,

@@ -34,6 +34,7 @@ no-multicast-peers
 pidfile={data}/turnserver.pid
 log-file={data}/turnserver.log
 simple-log
+verbose
 """
 
 

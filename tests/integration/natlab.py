@@ -12,7 +12,11 @@ Each NAT namespace runs nftables in one of the matrix's modes, set per row:
 - ``symmetric``: ``masquerade random``: a fresh port per destination, NEW
   inbound dropped;
 - ``udp-blocked``: the cone NAT that also drops every UDP datagram it would
-  forward, so only TCP (XMPP, TURN over TCP, SOCKS5) gets out.
+  forward, so only TCP (XMPP, TURN over TCP, SOCKS5) gets out;
+- ``symmetric-unfiltered``: ``masquerade random`` with no inbound filter, so
+  unsolicited packets draw ICMP errors instead of silence.
+Only the open row routes the private networks across the internet; otherwise
+10.x is unreachable from it, as on the real internet.
 :meth:`NatLab.move` gives a host a new address on the same NAT (a network change).
 """
 
@@ -23,7 +27,7 @@ import os
 from tests.integration.netns import run
 
 SERVER = "198.18.0.1"
-MODES = ("open", "cone", "symmetric", "udp-blocked")
+MODES = ("open", "cone", "symmetric", "udp-blocked", "symmetric-unfiltered")
 
 
 class NatLab:
@@ -50,9 +54,6 @@ class NatLab:
             self._in(nat, "sysctl", "-qw", "net.ipv4.ip_forward=1")
             self._in(nat, "ip", "route", "add", "default", "via", f"198.18.{i}.1")
             self._in(host, "ip", "route", "add", "default", "via", f"10.{i}.0.1")
-            # For the open row: the internet routes the private networks to their NAT.
-            self._in(self.internet, "ip", "route", "add", f"10.{i}.0.0/24",
-                     "via", f"198.18.{i}.2")
             self.wan[side], self.lan_dev[side] = wan_end, host_end
             self.address[side] = f"10.{i}.0.2"
 
@@ -76,22 +77,29 @@ class NatLab:
         """Both NATs to ``mode`` (one of :data:`MODES`); old mappings are flushed."""
         if mode not in MODES:
             raise ValueError(mode)
-        for side, nat in self.nats.items():
+        for i, (side, nat) in enumerate(self.nats.items(), start=1):
+            # Only the open row routes the private networks across the internet.
+            route = ("ip", "netns", "exec", self.internet, "ip", "route")
+            if mode == "open":
+                run(*route, "replace", f"10.{i}.0.0/24", "via", f"198.18.{i}.2")
+            else:
+                run(*route, "del", f"10.{i}.0.0/24", check=False)
             run("ip", "netns", "exec", nat, "nft", "delete", "table", "ip", "pjnat", check=False)
             run("ip", "netns", "exec", nat, "conntrack", "-F", check=False)
             if mode == "open":
                 continue
             wan = self.wan[side]
-            masquerade = "masquerade random" if mode == "symmetric" else "masquerade"
+            masquerade = "masquerade random" if mode.startswith("symmetric") else "masquerade"
             udp_drop = "meta l4proto udp drop;" if mode == "udp-blocked" else ""
+            inbound = ("" if mode == "symmetric-unfiltered"
+                       else f'iifname "{wan}" ct state new drop;')
             ruleset = (
                 "table ip pjnat {\n"
                 f"  chain natout {{ type nat hook postrouting priority 100; "
                 f"oifname \"{wan}\" {masquerade}; }}\n"
                 f"  chain through {{ type filter hook forward priority 0; {udp_drop} "
-                f"iifname \"{wan}\" ct state new drop; }}\n"
-                f"  chain tome {{ type filter hook input priority 0; "
-                f"iifname \"{wan}\" ct state new drop; }}\n"
+                f"{inbound} }}\n"
+                f"  chain tome {{ type filter hook input priority 0; {inbound} }}\n"
                 "}\n")
             subprocess_input(("ip", "netns", "exec", nat, "nft", "-f", "-"), ruleset)
 

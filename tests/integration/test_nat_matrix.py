@@ -49,6 +49,8 @@ def internet():
         server.stop()
         turn.stop()
         lab.close()
+        if os.environ.get("PJ_KEEP_LOGS"):
+            shutil.copy(data / "turn" / "turnserver.log", "/tmp/last-nat-turnserver.log")
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -74,6 +76,7 @@ EXPECT = {
     "cone": lambda local, remote: "relay" not in (local, remote)
     and ({local, remote} & {"srflx", "prflx"}),
     "symmetric": lambda local, remote: "relay" in (local, remote),
+    "symmetric-unfiltered": lambda local, remote: "relay" in (local, remote),
     "udp-blocked": lambda local, remote: local == "relay",
 }
 
