@@ -259,6 +259,7 @@ class TransportStateEvent(Message):
     remote: str | None = None
     candidates: tuple[str, ...] = ()  # types of the local candidates gathered
     encryption: str | None = None  # once connected: "dtls-srtp" or "none" (plain RTP)
+    restart: bool = False  # an ICE restart (RFC 8445 §9) is under way or just completed
 
 
 # --- signalling <-> workers --------------------------------------------------
@@ -367,6 +368,28 @@ class LocalCandidates(Message):
 class OpenMedia(Message):
     """Gather and check before accept, because ``policy.reveal_ip_before_accept``
     allows it for this caller; media (codec, DTLS) waits for ``StartMedia``."""
+
+    sid: str
+    remote_ufrag: str
+    remote_pwd: str
+    remote_candidates: tuple[IceCandidateInfo, ...] = ()
+
+
+@dataclass(frozen=True)
+class IceRestarted(Message):
+    """Media worker -> signalling: a new ICE generation (our address changed, or the
+    path died, or the peer restarted): new credentials and candidates for the peer."""
+
+    sid: str
+    ufrag: str
+    pwd: str
+    candidates: tuple[IceCandidateInfo, ...] = ()
+
+
+@dataclass(frozen=True)
+class RestartIce(Message):
+    """Signalling -> media worker: the peer sent new ICE credentials (a restart, or the
+    answer to ours); restart with them, or use them for the restart under way."""
 
     sid: str
     remote_ufrag: str

@@ -21,6 +21,7 @@ import pylibsrtp
 
 from bus import messages as m
 from bus.config import IceConfig
+from bus.net import host_addresses
 from media_worker.audio import Sink, Source, open_sink, open_source
 from media_worker.codecs import SILENCE, Codec, make_codec
 from media_worker.dtls_srtp import Certificate, DtlsError, DtlsSrtp, is_dtls
@@ -46,6 +47,9 @@ FRAME_SECONDS = 0.020
 END_OF_CANDIDATES_AFTER = 2.0  # XEP-0176 has no end-of-candidates: debounce instead
 REPORT_INTERVAL = 1.0
 DTLS_TIMEOUT = 10.0  # the whole handshake, retransmissions included
+WATCH_INTERVAL = 0.5
+SILENCE_RESTART = 3.0  # no packet for this long: the path is dead, restart ICE
+RESTART_SPACING = 10.0  # at most one self-initiated restart per this many seconds
 # Diagnostics: a folder where each call writes its RTP send times (bench/isolation.py).
 TRACE_DIR = os.environ.get("PYJINGLE_MEDIA_TRACE")
 
@@ -57,6 +61,9 @@ class MediaCall:
                  send: Send, ice: IceConfig | None = None, relay_only: bool = False,
                  certificate: Certificate | None = None) -> None:
         self.sid = sid
+        self.controlling = controlling
+        self.servers = ice
+        self.relay_only = relay_only
         self.certificate = certificate or Certificate.generate()
         self.srtp: DtlsSrtp | None = None
         self.connect_timeout = ice.connect_timeout if ice else 20.0
@@ -86,6 +93,12 @@ class MediaCall:
         self._dtls: m.DtlsParams | None = None
         self._opened = False
         self._accepted = asyncio.Event()
+        self._encryption = "none"
+        self._last_rx = time.monotonic()
+        self._addresses: set[str] = set()
+        self._restart: asyncio.Task[None] | None = None
+        self._restarted_at = 0.0
+        self._answer: asyncio.Future[m.RestartIce] | None = None
 
     # --- control ---------------------------------------------------------------
 
@@ -168,6 +181,8 @@ class MediaCall:
                 await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "security-error"))
                 return
             encryption = "dtls-srtp"
+        self._encryption = encryption
+        self._addresses = host_addresses()
         await self._transport_state(m.TransportState.CONNECTED, local, remote,
                                     encryption=encryption)
         self.source = open_source(self._audio_in)
@@ -175,6 +190,7 @@ class MediaCall:
         self._tasks.append(asyncio.create_task(self._clock()))
         self._tasks.append(asyncio.create_task(self._receive()))
         self._tasks.append(asyncio.create_task(self._report()))
+        self._tasks.append(asyncio.create_task(self._watch()))
 
     async def _secure(self, params: m.DtlsParams) -> DtlsSrtp:
         """RFC 5763: the DTLS handshake over the ICE pair, bounded in time; the peer's
@@ -206,9 +222,81 @@ class MediaCall:
 
     async def _transport_state(self, state: m.TransportState, local: str | None = None,
                                remote: str | None = None, types: tuple[str, ...] = (),
-                               encryption: str | None = None) -> None:
+                               encryption: str | None = None, restart: bool = False) -> None:
         await self._send(m.Process.SUPERVISOR, m.TransportStateEvent(
-            time.time(), self.sid, state, "ice-udp", local, remote, types, encryption))
+            time.time(), self.sid, state, "ice-udp", local, remote, types, encryption,
+            restart))
+
+    # --- ICE restart (RFC 8445 §9) ------------------------------------------------------
+
+    def restart(self, peer: m.RestartIce | None = None) -> None:
+        """A new ICE generation under the same DTLS-SRTP association: ours (``peer``
+        None: our address changed or the path went silent) or the peer's. New
+        credentials that arrive while one is under way answer it."""
+        if self._closed or self.source is None:
+            log.info("call %s: restart ignored, media not up yet", self.sid)
+            return
+        if self._restart is not None and not self._restart.done():
+            if peer is not None and self._answer is not None and not self._answer.done():
+                self._answer.set_result(peer)
+            return
+        self._restarted_at = time.monotonic()
+        self._answer = asyncio.get_running_loop().create_future()
+        if peer is not None:
+            self._answer.set_result(peer)
+        self._restart = asyncio.create_task(self._restart_ice())
+        self._tasks.append(self._restart)
+
+    async def _restart_ice(self) -> None:
+        assert self._answer is not None
+        old = self.ice
+        self.ice = IceTransport(self.controlling, self.servers, self.relay_only)
+        # Closing the old generation may mean TURN requests from an address that is
+        # gone (retransmitted for many seconds): let it end on the side.
+        closing = asyncio.create_task(asyncio.wait_for(old.close(), 30.0))
+        self._tasks.append(closing)
+        log.info("call %s: ICE restart: new credentials %s", self.sid, self.ice.ufrag)
+        await self._transport_state(m.TransportState.CHECKING, restart=True)
+        try:
+            gathered = await self.ice.gather()
+            await self._send(m.Process.SIGNALLING, m.IceRestarted(
+                self.sid, self.ice.ufrag, self.ice.pwd, tuple(gathered)))
+            log.info("call %s: ICE restart: %d candidates out, waiting for the peer's",
+                     self.sid, len(gathered))
+            peer = await asyncio.wait_for(asyncio.shield(self._answer), self.connect_timeout)
+            self.ice.set_remote_credentials(peer.remote_ufrag, peer.remote_pwd)
+            await self.add_remote(peer.remote_candidates)
+            local, remote = await self.ice.connect(self.connect_timeout)
+        except (TimeoutError, ConnectionError) as exc:
+            log.warning("call %s: ICE restart failed: %s", self.sid, exc or "timeout")
+            await self._transport_state(m.TransportState.FAILED, restart=True)
+            await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "failed-transport"))
+            return
+        self._addresses = host_addresses()
+        self._last_rx = time.monotonic()
+        log.info("call %s: ICE restarted (%s -> %s)", self.sid, local, remote)
+        await self._transport_state(m.TransportState.CONNECTED, local, remote,
+                                    encryption=self._encryption, restart=True)
+
+    async def _watch(self) -> None:
+        """Restart when an address the call used disappears, or (controlling side,
+        so that both ends do not restart at once) when nothing has arrived for
+        SILENCE_RESTART seconds."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            if self._restart is not None and not self._restart.done():
+                continue
+            gone = self._addresses - host_addresses()
+            silent = time.monotonic() - self._last_rx > SILENCE_RESTART
+            spaced = time.monotonic() - self._restarted_at > RESTART_SPACING
+            if gone:
+                log.info("call %s: local address %s gone: restarting ICE", self.sid,
+                         ", ".join(sorted(gone)))
+                self.restart()
+            elif silent and spaced and self.controlling:
+                log.info("call %s: nothing received for %.0f s: restarting ICE", self.sid,
+                         SILENCE_RESTART)
+                self.restart()
 
     # --- media ----------------------------------------------------------------------
 
@@ -260,8 +348,16 @@ class MediaCall:
             try:
                 data = await self.ice.recv()
             except ConnectionError:
-                return
+                if self._restart is not None and not self._restart.done():
+                    # The old generation closed under us: wait for the new one.
+                    await asyncio.wait({self._restart})
+                    continue
+                if self._closed:
+                    return
+                await asyncio.sleep(0.05)  # a restart is about to begin
+                continue
             now = time.monotonic()
+            self._last_rx = now
             if self.srtp is not None:
                 if is_dtls(data):
                     # A retransmitted flight: the peer lost our last one, answer again.

@@ -137,7 +137,7 @@ class IceTransport:
         self._early: list[IceCandidateInfo] = []
 
     def _connection(self, turn_transport: str, ufrag: str | None = None,
-                    pwd: str | None = None) -> aioice.Connection:
+                    pwd: str | None = None, stun: bool = True) -> aioice.Connection:
         policy = (aioice.TransportPolicy.RELAY if self.relay_only
                   else aioice.TransportPolicy.ALL)
         servers = self.servers
@@ -146,7 +146,8 @@ class IceTransport:
                                      transport_policy=policy, local_username=ufrag,
                                      local_password=pwd)
         return Connection(
-            ice_controlling=self.controlling, components=1, stun_server=servers.stun_server,
+            ice_controlling=self.controlling, components=1,
+            stun_server=servers.stun_server if stun else None,
             turn_server=servers.turn_server, turn_username=servers.turn_username,
             turn_password=servers.turn_password, turn_transport=turn_transport,
             transport_policy=policy, local_username=ufrag, local_password=pwd)
@@ -173,7 +174,9 @@ class IceTransport:
                      *servers.turn_server)
             remote = (self.connection.remote_username, self.connection.remote_password)
             await self.connection.close()
-            self.connection = self._connection("tcp", self.ufrag, self.pwd)
+            # No STUN either when it failed too: another 5 s wait for nothing.
+            self.connection = self._connection("tcp", self.ufrag, self.pwd,
+                                               stun="srflx" in types)
             self.connection.remote_username, self.connection.remote_password = remote
             await self.connection.gather_candidates()
             types = {c.type for c in self.connection.local_candidates}

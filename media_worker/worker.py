@@ -102,6 +102,10 @@ class MediaWorker:
             call = self.calls.get(message.sid)
             if call is not None:
                 self._bg.spawn(self._open(call, message))
+        elif isinstance(message, m.RestartIce):
+            call = self.calls.get(message.sid)
+            if call is not None:
+                call.restart(message)
         elif isinstance(message, m.RemoteCandidates):
             call = self.calls.get(message.sid)
             if call is not None:

@@ -31,7 +31,7 @@ log = {{ {level} = "{data}/prosody.log" }}
 admins = {{ }}
 modules_enabled = {{
     "roster"; "saslauth"; "disco"; "ping"; "groups"; "presence"; "iq"; "message";
-    "carbons"; {tls_on}
+    "carbons"; "smacks"; {tls_on}
     {turn_module}
 }}
 modules_disabled = {{ "s2s"; "posix"; {tls_module} }}

@@ -66,6 +66,7 @@ class CallSessions:
         self.host = host
         self.ice: dict[str, tuple[str, str]] = {}  # sid -> our ufrag/pwd
         self.dtls: dict[str, DtlsNegotiation] = {}  # sid -> XEP-0320 negotiation
+        self.remote_ice: dict[str, tuple[str, str]] = {}  # sid -> the peer's ufrag/pwd
         self._preparing: dict[str, asyncio.Task[m.Message]] = {}
         self.servers: extdisco.IceServers | None = None
         self._refresh: asyncio.TimerHandle | None = None
@@ -232,6 +233,7 @@ class CallSessions:
         except SecurityFailure as exc:
             self.host.end(session, Reason.SECURITY_ERROR, str(exc))
             return
+        self.remote_ice[session.sid] = (call.transport.ufrag, call.transport.pwd)
         dtls = None
         if role is not None and role.remote is not None:
             dtls = m.DtlsParams(role.client, role.remote.hash, role.remote.value)
@@ -239,11 +241,11 @@ class CallSessions:
             session.sid, call.transport.ufrag, call.transport.pwd, choice,
             tuple(candidate_to_bus(c) for c in call.transport.candidates), dtls))
 
-    def send_candidates(self, message: m.LocalCandidates) -> None:
+    def send_candidates(self, message: m.LocalCandidates, allow_empty: bool = False) -> None:
         """XEP-0176 §6: our candidates go to the peer in a transport-info."""
         session = self.host.session(message.sid)
         creds = self.ice.get(message.sid)
-        if session is None or creds is None or not message.candidates:
+        if session is None or creds is None or not (message.candidates or allow_empty):
             return
         # Before our accept (candidates revealed early) we name the offered content.
         content = (session.local_contents or session.remote_contents)[0]
@@ -275,8 +277,30 @@ class CallSessions:
         return True
 
     def transport_info(self, session: Session, contents: tuple[Content, ...]) -> None:
-        if self._learn(session, contents):
-            self.forward_candidates(session.sid, contents)
+        if not self._learn(session, contents):
+            return
+        known = self.remote_ice.get(session.sid)
+        for content in contents:
+            transport = content.transport
+            if isinstance(transport, ice_udp.IceUdpTransport) and ice_udp.is_restart(
+                    known, transport):
+                # RFC 8445 §9: the peer restarted ICE (or answers our restart).
+                assert transport.ufrag and transport.pwd
+                self.remote_ice[session.sid] = (transport.ufrag, transport.pwd)
+                self.host.post(m.Process.MEDIA, m.RestartIce(
+                    session.sid, transport.ufrag, transport.pwd,
+                    tuple(candidate_to_bus(c) for c in transport.candidates)))
+                return
+        self.forward_candidates(session.sid, contents)
+
+    def restarted(self, message: m.IceRestarted) -> None:
+        """Our media worker began a new ICE generation: its credentials (and the
+        candidates gathered so far) go to the peer in a transport-info."""
+        if message.sid not in self.ice:
+            return
+        self.ice[message.sid] = (message.ufrag, message.pwd)
+        self.send_candidates(m.LocalCandidates(message.sid, message.candidates),
+                             allow_empty=True)
 
     def forward_candidates(self, sid: str, contents: tuple[Content, ...]) -> None:
         candidates = tuple(
@@ -289,6 +313,7 @@ class CallSessions:
     def ended(self, sid: str) -> None:
         self.ice.pop(sid, None)
         self.dtls.pop(sid, None)
+        self.remote_ice.pop(sid, None)
         self._preparing.pop(sid, None)
 
     # --- XEP-0215 -----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 from bus import messages as m
 from bus.config import AgentConfig
 from bus.link import ProcessLink
+from bus.net import host_addresses
 from bus.tasks import TaskSet
 from control import protocol as cp
 from signalling.call_sessions import CALL_FEATURES, CallSessions
@@ -61,6 +62,7 @@ FORMATS = Formats(
 FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP, ns.DTLS, ns.JMI, ns.FILE_TRANSFER,
             ns.S5B, ns.IBB, ibb.IBB_STANZAS)
 WORKER_TIMEOUT = 3.0
+RESUME_GRACE = 60.0  # seconds sessions outlive a broken stream that may be resumed
 KIND_WORKER = {m.SessionKind.CALL: m.Process.MEDIA, m.SessionKind.FILE: m.Process.TRANSFER}
 # Worker messages about one session, handled only while the session lives.
 WORKER_REPORTS = (m.WorkerFailed, m.MediaFlowing, m.IbbChunk, m.IbbAck, m.CandidateResult,
@@ -99,6 +101,7 @@ class Signalling:
         self.proposals = Proposals(self)
         self._proxy: tuple[str, str, int] | None = None
         self._proxy_known = False
+        self._grace: asyncio.TimerHandle | None = None
 
     # --- process lifecycle (bus.service.Service) -------------------------------------
 
@@ -107,6 +110,7 @@ class Signalling:
         self.post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
             time.time(), m.ConnectionState.CONNECTING, self.local_jid))
         self.xmpp.start()
+        self._bg.spawn(self._watch_address())
 
     async def stop(self) -> None:
         self.proposals.close_all(Reason.GONE)
@@ -126,6 +130,8 @@ class Signalling:
                 future.set_result(message)
         elif isinstance(message, m.LocalCandidates):
             self.calls.send_candidates(message)
+        elif isinstance(message, m.IceRestarted):
+            self.calls.restarted(message)
         elif isinstance(message, WORKER_REPORTS):
             session = self.manager.get(message.sid)
             if session is not None:
@@ -167,10 +173,46 @@ class Signalling:
             time.time(), m.ConnectionState.CONNECTED, jid, encrypted=encrypted))
 
     def on_disconnected(self, reason: str) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
         self.manager.connection_lost()
         self.flush()
         self.post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
             time.time(), m.ConnectionState.DISCONNECTED, self.local_jid, reason))
+
+    def on_interrupted(self, reason: str) -> None:
+        """The stream broke but can be resumed (XEP-0198): sessions live on; calls keep
+        their media (ICE restarts on its own) while the stream comes back, for at most
+        RESUME_GRACE seconds."""
+        log.info("stream interrupted (%s): resuming", reason)
+        if self._grace is not None:
+            self._grace.cancel()
+        self._grace = asyncio.get_running_loop().call_later(
+            RESUME_GRACE, lambda: self.on_disconnected(f"not resumed within {RESUME_GRACE:.0f} s"))
+        self.post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
+            time.time(), m.ConnectionState.DISCONNECTED, self.local_jid, reason))
+
+    def on_resumed(self, jid: str) -> None:
+        log.info("stream resumed as %s", jid)
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        self.post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
+            time.time(), m.ConnectionState.CONNECTED, jid))
+        self.flush()
+
+    async def _watch_address(self) -> None:
+        """A stream whose local address vanished (a network change) would only time
+        out, minutes later: drop it at once so that it is resumed from the new one."""
+        while True:
+            await asyncio.sleep(1.0)
+            address = self.xmpp.local_address()
+            if address is None or address.startswith("127.") or address == "::1":
+                continue
+            if address not in host_addresses():
+                log.info("our address %s is gone: reconnecting the stream", address)
+                self.xmpp.drop_stream()
 
     def on_jingle_iq(self, element: ET.Element) -> None:
         self.manager.receive_iq(element, time.monotonic())

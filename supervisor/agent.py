@@ -290,7 +290,8 @@ class Supervisor:
                 "sid": message.sid, "state": message.state.value, "method": message.method,
                 "local": message.local, "remote": message.remote,
                 "candidates": list(message.candidates) or None,
-                "encryption": message.encryption}, message.ts)
+                "encryption": message.encryption,
+                **({"restart": True} if message.restart else {})}, message.ts)
         else:
             log.debug("supervisor ignores %s from %s", type(message).__name__, source)
 

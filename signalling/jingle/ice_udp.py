@@ -106,3 +106,13 @@ def parse_transport(el: ET.Element) -> IceUdpTransport:
             rel_port=int(child.get("rel-port", "0")) if child.get("rel-port") else None,
         ))
     return IceUdpTransport(el.get("ufrag"), el.get("pwd"), tuple(candidates), fingerprint)
+
+
+def is_restart(known: tuple[str, str] | None, transport: IceUdpTransport) -> bool:
+    """An ICE restart (RFC 8445 §9, XEP-0176 §5.9): a transport-info whose ufrag/pwd
+    differ from the peer's current ones, with or without candidates (Conversations
+    sends the new credentials alone, then trickles). The same credentials, or none,
+    are just more candidates."""
+    if known is None or not transport.ufrag or not transport.pwd:
+        return False
+    return (transport.ufrag, transport.pwd) != known

@@ -45,6 +45,8 @@ class StreamListener(Protocol):
     def on_unavailable(self, jid: str) -> None: ...
     def on_ibb_iq(self, element: ET.Element) -> None: ...
     def on_message(self, element: ET.Element) -> None: ...
+    def on_interrupted(self, reason: str) -> None: ...
+    def on_resumed(self, jid: str) -> None: ...
 
 
 class XmppClient(slixmpp.ClientXMPP):
@@ -59,6 +61,9 @@ class XmppClient(slixmpp.ClientXMPP):
         self.register_plugin("xep_0030")
         self.register_plugin("xep_0115")
         self.register_plugin("xep_0199")
+        # XEP-0198: a stream that breaks (a network change) is resumed, so the server
+        # neither tells contacts we left nor drops what was in flight.
+        self.register_plugin("xep_0198")
         self.enable_direct_tls = False
         if account.tls == "off":
             self.enable_starttls = False
@@ -78,6 +83,8 @@ class XmppClient(slixmpp.ClientXMPP):
         self.add_event_handler("connected", self._on_connected)
         self.add_event_handler("session_start", self._on_session_start)
         self.add_event_handler("disconnected", self._on_disconnected)
+        self.add_event_handler("session_resumed", self._on_resumed)
+        self.add_event_handler("session_end", self._on_session_end)
         self.add_event_handler("connection_failed", self._on_connection_failed)
         self.add_event_handler("presence_unavailable", self._on_presence_unavailable)
         self.register_handler(Callback(
@@ -152,8 +159,33 @@ class XmppClient(slixmpp.ClientXMPP):
         message.send()
 
     def _on_disconnected(self, reason: Any) -> None:
-        self.listener.on_disconnected(str(reason) or "stream closed")
+        if self.plugin["xep_0198"].sm_id and not self._stopping:
+            self.listener.on_interrupted(str(reason) or "stream closed")
+        else:
+            self.listener.on_disconnected(str(reason) or "stream closed")
         self._reconnect()
+
+    def _on_resumed(self, _event: Any) -> None:
+        self._backoff = 1.0
+        self.listener.on_resumed(str(self.boundjid))
+
+    def _on_session_end(self, _event: Any) -> None:
+        # The server would not resume the stream: what it held is gone.
+        self.listener.on_disconnected("stream could not be resumed")
+
+    def local_address(self) -> str | None:
+        """The address our stream leaves from (None when not connected)."""
+        sock = self.transport.get_extra_info("socket") if self.transport else None
+        if sock is None:
+            return None
+        try:
+            return str(sock.getsockname()[0])
+        except OSError:
+            return None
+
+    def drop_stream(self) -> None:
+        """Give up a stream whose address is gone; the reconnect resumes it."""
+        self.abort()
 
     def _on_connection_failed(self, error: Any) -> None:
         self.listener.on_disconnected(f"connection failed: {error}")

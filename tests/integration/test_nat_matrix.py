@@ -10,64 +10,27 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from scripts.local_coturn import LocalCoturn
-from scripts.local_prosody import LocalProsody
-from tests.integration.conftest import USERS, Agent, make_ready
-from tests.integration.natlab import SERVER, NatLab
+from scripts.natlab import internet, start_pair
 from tests.integration.netns import namespaces_usable
 from tests.integration.test_voice import dominant_hz, latest, peak_frequency, voiced
 
 pytestmark = pytest.mark.prosody
-SECRET = "matrix-secret"
 
 
 @pytest.fixture(scope="module")
-def internet():
+def nat_internet():
     reason = namespaces_usable()
     if reason:
         pytest.skip(reason)
     if shutil.which("nft") is None or shutil.which("turnserver") is None:
         pytest.skip("nftables and coturn are needed (scripts/setup.sh installs them)")
-    lab = NatLab()
-    data = Path(tempfile.mkdtemp(prefix="pj-nat-"))
-    turn = LocalCoturn(data / "turn", auth_secret=SECRET, ip=SERVER, prefix=lab.server_prefix())
-    server = LocalProsody(data / "prosody", tls=True, interfaces=(SERVER,),
-                          prefix=lab.server_prefix(), turn=(SERVER, 0, SECRET, 3600))
-    try:
-        turn.start()
-        server.turn = (SERVER, turn.port, SECRET, 3600)
-        server.configure(USERS)
-        server.start()
+    with internet(keep_logs=bool(os.environ.get("PJ_KEEP_LOGS"))) as (lab, server):
         yield lab, server
-    finally:
-        server.stop()
-        turn.stop()
-        lab.close()
-        if os.environ.get("PJ_KEEP_LOGS"):
-            shutil.copy(data / "turn" / "turnserver.log", "/tmp/last-nat-turnserver.log")
-        shutil.rmtree(data, ignore_errors=True)
-
-
-def start_pair(lab, server, folder, extra=""):
-    agents = []
-    for user, side, tone in (("alice", "a", 440), ("bob", "b", 660)):
-        agent = Agent(server, user, folder, prefix=lab.prefix(side), address=SERVER,
-                      tls="optional",
-                      extra=f'[audio]\ninput = "tone:{tone}"\n'
-                            f'output = "file:{folder}/{user}-heard.wav"\n'
-                            '[policy]\nauto_accept_calls = "all"\nauto_accept_files = "all"\n'
-                            f'[transfer]\ndownload_dir = "{folder}/{user}-files"\n{extra}')
-        agents.append(agent)
-    for agent in agents:
-        agent.wait_connected(30)
-    make_ready(*agents, timeout=20)
-    return agents
 
 
 # mode -> what the chosen candidate pair must look like, from alice's side
@@ -82,11 +45,10 @@ EXPECT = {
 
 
 @pytest.mark.parametrize("mode", list(EXPECT))
-def test_call_and_file_across(internet, folder, mode, record_property):
-    lab, server = internet
+def test_call_and_file_across(nat_internet, folder, mode, record_property):
+    lab, server = nat_internet
     lab.set_mode(mode)
-    agents = start_pair(lab, server, folder)
-    alice, bob = agents
+    alice, bob = agents = start_pair(lab, server, folder)
     try:
         started = time.monotonic()
         sid = alice.client.call(bob.bare)
@@ -132,6 +94,47 @@ def test_call_and_file_across(internet, folder, mode, record_property):
     finally:
         if os.environ.get("PJ_KEEP_LOGS"):
             shutil.copytree(folder, f"/tmp/last-nat-{mode}", dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("*-bus", "*-cmd", "*-ev"))
+        for agent in agents:
+            agent.stop()
+
+
+def test_call_survives_an_address_change(nat_internet, folder, record_property):
+    """Bob's host gets a new address mid-call (the old one disappears): his stream is
+    resumed from the new address (XEP-0198), ICE restarts with new credentials in a
+    transport-info, and the call goes on."""
+    lab, server = nat_internet
+    lab.set_mode("cone")
+    alice, bob = agents = start_pair(lab, server, folder)
+    try:
+        sid = alice.client.call(bob.bare)
+        alice.state(sid, "INPROGRESS", timeout=40)
+        bob.state(sid, "INPROGRESS", timeout=40)
+        time.sleep(2.0)
+        before = latest(alice, event="media.stats", sid=sid)["received_packets"]
+        moved_at = time.monotonic()
+        lab.move("b")
+        for agent in agents:
+            agent.watch.wait_for(30, event="transport.state", sid=sid, state="checking",
+                                 restart=True)
+        again = {}
+        for agent in agents:
+            again[agent.user] = agent.watch.wait_for(40, event="transport.state", sid=sid,
+                                                     state="connected", restart=True)
+        record_property("restart_seconds", round(time.monotonic() - moved_at, 2))
+        record_property("pairs", str({u: (e["local"], e["remote"]) for u, e in again.items()}))
+        time.sleep(3.0)
+        after = {a.user: latest(a, event="media.stats", sid=sid) for a in agents}
+        assert after["alice"]["received_packets"] > before + 100, (before, after)
+        assert after["bob"]["received_packets"] > 100
+        assert not [e for e in alice.watch.seen + bob.watch.seen
+                    if e.get("event") == "session.state" and e.get("sid") == sid
+                    and e.get("state") == "DEINIT"], "the call never ended"
+        alice.client.hangup(sid)
+        bob.state(sid, "DEINIT", timeout=15)
+    finally:
+        if os.environ.get("PJ_KEEP_LOGS"):
+            shutil.copytree(folder, "/tmp/last-nat-move", dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("*-bus", "*-cmd", "*-ev"))
         for agent in agents:
             agent.stop()

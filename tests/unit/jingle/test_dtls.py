@@ -152,3 +152,4 @@ def test_off_neither_offers_nor_answers():
     callee = DtlsNegotiation(Encryption.OFF, OURS)
     assert callee.answer(transport_of("session-initiate.xml").fingerprint) is None
     assert callee.role() is None
+

@@ -22,11 +22,24 @@ Only the open row routes the private networks across the internet; otherwise
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
-from tests.integration.netns import run
+from scripts.agents import USERS, Agent
+from scripts.local_coturn import LocalCoturn
+from scripts.local_prosody import LocalProsody
 
 SERVER = "198.18.0.1"
+SECRET = "matrix-secret"
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, check=check)
 MODES = ("open", "cone", "symmetric", "udp-blocked", "symmetric-unfiltered")
 
 
@@ -109,8 +122,10 @@ class NatLab:
         i = "ab".index(side) + 1
         old = self.address[side]
         new = f"10.{i}.0.{int(old.rsplit('.', 1)[1]) + 1}"
-        self._in(host, "ip", "addr", "add", f"{new}/24", "dev", dev)
+        # Deleting the primary address takes the secondaries of its subnet along,
+        # so the old one goes first.
         self._in(host, "ip", "addr", "del", f"{old}/24", "dev", dev)
+        self._in(host, "ip", "addr", "add", f"{new}/24", "dev", dev)
         self._in(host, "ip", "route", "replace", "default", "via", f"10.{i}.0.1")
         self.address[side] = new
         return new
@@ -121,6 +136,47 @@ class NatLab:
 
 
 def subprocess_input(args: tuple[str, ...], text: str) -> None:
-    import subprocess
-
     subprocess.run(list(args), input=text, text=True, check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def internet(keep_logs: bool = False) -> Iterator[tuple[NatLab, LocalProsody]]:
+    """The lab with coturn and Prosody (XEP-0215 pointing at coturn) on the internet."""
+    lab = NatLab()
+    data = Path(tempfile.mkdtemp(prefix="pj-nat-"))
+    turn = LocalCoturn(data / "turn", auth_secret=SECRET, ip=SERVER, prefix=lab.server_prefix())
+    server = LocalProsody(data / "prosody", tls=True, interfaces=(SERVER,),
+                          prefix=lab.server_prefix())
+    try:
+        turn.start()
+        server.turn = (SERVER, turn.port, SECRET, 3600)
+        server.configure(USERS)
+        server.start()
+        yield lab, server
+    finally:
+        server.stop()
+        turn.stop()
+        lab.close()
+        if keep_logs:
+            shutil.copy(data / "turn" / "turnserver.log", "/tmp/last-nat-turnserver.log")
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def start_pair(lab: NatLab, server: LocalProsody, folder: Path, extra: str = "",
+               log_level: str = "info") -> tuple[Agent, Agent]:
+    """alice behind NAT a, bob behind NAT b; both auto-accept calls and files."""
+    from scripts.agents import make_ready
+
+    agents = []
+    for user, side, tone in (("alice", "a", 440), ("bob", "b", 660)):
+        agent = Agent(server, user, folder, prefix=lab.prefix(side), address=SERVER,
+                      tls="optional", log_level=log_level,
+                      extra=f'[audio]\ninput = "tone:{tone}"\n'
+                            f'output = "file:{folder}/{user}-heard.wav"\n'
+                            '[policy]\nauto_accept_calls = "all"\nauto_accept_files = "all"\n'
+                            f'[transfer]\ndownload_dir = "{folder}/{user}-files"\n{extra}')
+        agents.append(agent)
+    for agent in agents:
+        agent.wait_connected(30)
+    make_ready(agents[0], agents[1], timeout=20)
+    return agents[0], agents[1]
