@@ -116,6 +116,24 @@ class NatLab:
                 "}\n")
             subprocess_input(("ip", "netns", "exec", nat, "nft", "-f", "-"), ruleset)
 
+    def capture(self, side: str, seconds: float) -> subprocess.Popen[str]:
+        """Sources of the UDP datagrams ``side``'s host receives for ``seconds``, one
+        per line on the process's stdout (AF_PACKET inside its namespace)."""
+        script = (
+            "import socket,time,sys\n"
+            f"s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.ntohs(3));"
+            f"s.bind(('{self.lan_dev[side]}',0));s.settimeout(0.2)\n"
+            f"end=time.monotonic()+{seconds}\nseen=set()\n"
+            "while time.monotonic()<end:\n"
+            " try: f,a=s.recvfrom(65535)\n"
+            " except TimeoutError: continue\n"
+            " if a[2]==socket.PACKET_OUTGOING: continue\n"
+            " ip=f[14:]\n"
+            " if len(ip)>=20 and ip[0]>>4==4 and ip[9]==17: seen.add(socket.inet_ntoa(ip[12:16]))\n"
+            "print('\\n'.join(sorted(seen)))\n")
+        return subprocess.Popen(["ip", "netns", "exec", self.hosts[side], "python3", "-c",
+                                 script], stdout=subprocess.PIPE, text=True)
+
     def move(self, side: str) -> str:
         """Give ``side``'s host a new address (the old one disappears): a network change."""
         host, dev = self.hosts[side], self.lan_dev[side]
@@ -163,7 +181,8 @@ def internet(keep_logs: bool = False) -> Iterator[tuple[NatLab, LocalProsody]]:
 
 
 def start_pair(lab: NatLab, server: LocalProsody, folder: Path, extra: str = "",
-               log_level: str = "info") -> tuple[Agent, Agent]:
+               log_level: str = "info",
+               alice_env: dict[str, str] | None = None) -> tuple[Agent, Agent]:
     """alice behind NAT a, bob behind NAT b; both auto-accept calls and files."""
     from scripts.agents import make_ready
 
@@ -174,7 +193,8 @@ def start_pair(lab: NatLab, server: LocalProsody, folder: Path, extra: str = "",
                       extra=f'[audio]\ninput = "tone:{tone}"\n'
                             f'output = "file:{folder}/{user}-heard.wav"\n'
                             '[policy]\nauto_accept_calls = "all"\nauto_accept_files = "all"\n'
-                            f'[transfer]\ndownload_dir = "{folder}/{user}-files"\n{extra}')
+                            f'[transfer]\ndownload_dir = "{folder}/{user}-files"\n{extra}',
+                      env=alice_env if user == "alice" else None)
         agents.append(agent)
     for agent in agents:
         agent.wait_connected(30)

@@ -138,3 +138,33 @@ def test_call_survives_an_address_change(nat_internet, folder, record_property):
                             ignore=shutil.ignore_patterns("*-bus", "*-cmd", "*-ev"))
         for agent in agents:
             agent.stop()
+
+
+def test_relay_only_hides_the_address_from_the_peers_packets(nat_internet, folder):
+    """alice with policy.relay_only behind a cone NAT: bob's agent is told relayed
+    candidates only, and no UDP datagram reaching bob's host comes from alice's host
+    or NAT address: all media arrives from the TURN server."""
+    lab, server = nat_internet
+    lab.set_mode("cone")
+    alice, bob = agents = start_pair(lab, server, folder,
+                                     alice_env={"PYJINGLE_POLICY_RELAY_ONLY": "true"})
+    try:
+        sniff = lab.capture("b", 6.0)
+        time.sleep(0.5)
+        sid = alice.client.call(bob.bare)
+        alice.state(sid, "INPROGRESS", timeout=40)
+        checking = alice.watch.wait_for(5, event="transport.state", sid=sid, state="checking")
+        assert checking["candidates"] == ["relay"]
+        connected = bob.watch.wait_for(10, event="transport.state", sid=sid,
+                                       state="connected")
+        assert connected["remote"] == "relay", connected
+        out, _ = sniff.communicate(timeout=20)
+        sources = set(out.split())
+        assert sources, "bob's host received UDP"
+        assert "10.1.0.2" not in sources and "198.18.1.2" not in sources, sources
+        assert sources <= {"198.18.0.1", "10.2.0.1"}, sources
+        alice.client.hangup(sid)
+        bob.state(sid, "DEINIT", timeout=15)
+    finally:
+        for agent in agents:
+            agent.stop()
