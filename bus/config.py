@@ -33,7 +33,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
                          "relay_only", "relay_only_contacts"}),
     "jingle": frozenset({"ring_timeout", "iq_timeout", "message_initiation"}),
     "ice": frozenset({"connect_timeout", "stun_server", "turn_server", "turn_username",
-                      "turn_password", "turn_transport"}),
+                      "turn_password", "turn_transport", "turns_server"}),
     "media": frozenset({"encryption"}),
     "log": frozenset({"level"}),
 }
@@ -125,7 +125,8 @@ class IceConfig:
     turn_server: tuple[str, int] | None
     turn_username: str | None
     turn_password: str | None
-    turn_transport: str
+    turn_transport: str  # udp, tcp or tls
+    turns_server: tuple[str, int] | None = None  # TURN over TLS tried when the others fail
 
 
 @dataclass(frozen=True)
@@ -401,7 +402,8 @@ def load_config(path: str | os.PathLike[str] | None,
         turn_server=turn_server,
         turn_username=r.opt_text("ice", "turn_username"),
         turn_password=r.opt_text("ice", "turn_password"),
-        turn_transport=r.text("ice", "turn_transport", "udp", choices=("udp", "tcp")),
+        turn_transport=r.text("ice", "turn_transport", "udp", choices=("udp", "tcp", "tls")),
+        turns_server=_host_port("ice.turns_server", r.opt_text("ice", "turns_server")),
     )
     if turn_server and not (ice.turn_username and ice.turn_password):
         raise ConfigError("ice.turn_username: a TURN server needs a username and password")

@@ -275,7 +275,9 @@ class IceServerInfo:
     turn_port: int = 0
     turn_username: str | None = None
     turn_password: str | None = None
-    turn_transport: str = "udp"
+    turn_transport: str = "udp"  # udp, tcp or tls
+    turns_host: str | None = None  # TURN over TLS to fall back on (same credentials)
+    turns_port: int = 0
 
 
 @dataclass(frozen=True)

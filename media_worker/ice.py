@@ -131,26 +131,45 @@ class IceTransport:
         self.servers = servers
         self.relay_only = relay_only
         self.controlling = controlling
-        self.connection = self._connection(servers.turn_transport if servers else "udp")
+        self.connection = self._connection()
         self._ended = False
         self._gathered = False
         self._early: list[IceCandidateInfo] = []
 
-    def _connection(self, turn_transport: str, ufrag: str | None = None,
-                    pwd: str | None = None, stun: bool = True) -> aioice.Connection:
+    def _connection(self, turn: tuple[tuple[str, int], str] | None = None,
+                    ufrag: str | None = None, pwd: str | None = None,
+                    stun: bool = True) -> aioice.Connection:
+        """An aioice connection; ``turn``: (server, udp|tcp|tls) instead of the
+        configured one."""
         policy = (aioice.TransportPolicy.RELAY if self.relay_only
                   else aioice.TransportPolicy.ALL)
         servers = self.servers
         if servers is None:
             return Connection(ice_controlling=self.controlling, components=1,
-                                     transport_policy=policy, local_username=ufrag,
-                                     local_password=pwd)
+                              transport_policy=policy, local_username=ufrag,
+                              local_password=pwd)
+        server, transport = turn or (servers.turn_server, servers.turn_transport)
         return Connection(
             ice_controlling=self.controlling, components=1,
             stun_server=servers.stun_server if stun else None,
-            turn_server=servers.turn_server, turn_username=servers.turn_username,
-            turn_password=servers.turn_password, turn_transport=turn_transport,
-            transport_policy=policy, local_username=ufrag, local_password=pwd)
+            turn_server=server, turn_username=servers.turn_username,
+            turn_password=servers.turn_password,
+            turn_transport="tcp" if transport == "tls" else transport,
+            turn_ssl=transport == "tls", transport_policy=policy, local_username=ufrag,
+            local_password=pwd)
+
+    def _fallbacks(self) -> list[tuple[tuple[str, int], str]]:
+        """Where to try TURN again when the configured way yields no relay: TCP to the
+        same server after UDP (UDP blocked), then TLS (only TLS let out)."""
+        s = self.servers
+        if s is None or s.turn_server is None:
+            return []
+        out = []
+        if s.turn_transport == "udp":
+            out.append((s.turn_server, "tcp"))
+        if s.turns_server is not None and s.turn_transport != "tls":
+            out.append((s.turns_server, "tls"))
+        return out
 
     @property
     def ufrag(self) -> str:
@@ -163,19 +182,17 @@ class IceTransport:
     async def gather(self) -> list[IceCandidateInfo]:
         await self.connection.gather_candidates()
         types = {c.type for c in self.connection.local_candidates}
-        servers = self.servers
-        if (servers and servers.turn_server and servers.turn_transport == "udp"
-                and "relay" not in types):
-            # UDP may be blocked on the way to the TURN server (and aioice drops the
-            # failure silently): TURN over TCP to the same server gets through
-            # wherever the XMPP stream itself does. Same credentials (ufrag/pwd are
-            # already signalled), new sockets.
-            log.info("TURN over UDP to %s:%d gave no relayed candidate: trying TCP",
-                     *servers.turn_server)
+        for turn in self._fallbacks():
+            if "relay" in types:
+                break
+            # The way to the TURN server may be blocked (and aioice drops the failure
+            # silently): try the next. Same credentials (ufrag/pwd are already
+            # signalled), new sockets; no STUN again when it failed too.
+            log.info("TURN gave no relayed candidate: trying %s:%d over %s",
+                     turn[0][0], turn[0][1], turn[1].upper())
             remote = (self.connection.remote_username, self.connection.remote_password)
             await self.connection.close()
-            # No STUN either when it failed too: another 5 s wait for nothing.
-            self.connection = self._connection("tcp", self.ufrag, self.pwd,
+            self.connection = self._connection(turn, self.ufrag, self.pwd,
                                                stun="srflx" in types)
             self.connection.remote_username, self.connection.remote_password = remote
             await self.connection.gather_candidates()

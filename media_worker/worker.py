@@ -61,6 +61,9 @@ def merge_servers(static: IceConfig, learnt: m.IceServerInfo | None) -> IceConfi
             ice, turn_server=(learnt.turn_host, learnt.turn_port),
             turn_username=learnt.turn_username, turn_password=learnt.turn_password,
             turn_transport=learnt.turn_transport)
+    if ice.turns_server is None and learnt.turns_host and ice.turn_username == (
+            learnt.turn_username):
+        ice = dataclasses.replace(ice, turns_server=(learnt.turns_host, learnt.turns_port))
     return ice
 
 

@@ -27,7 +27,7 @@ realm=pyjingle.test
 {auth}
 fingerprint
 allow-loopback-peers
-no-tls
+{tls}
 no-dtls
 no-cli
 no-multicast-peers
@@ -47,6 +47,7 @@ class LocalCoturn:
     auth_secret: str | None = None  # TURN REST credentials (use-auth-secret), as XEP-0215 hands out
     ip: str = "127.0.0.1"  # where it listens and relays from
     prefix: tuple[str, ...] = ()  # e.g. ("ip", "netns", "exec", "ns1") to run it elsewhere
+    tls_port: int = 0  # also TURN over TLS here, with a self-signed certificate for ``ip``
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> None:
@@ -58,8 +59,17 @@ class LocalCoturn:
         config = self.data / "turnserver.conf"
         auth = (f"use-auth-secret\nstatic-auth-secret={self.auth_secret}" if self.auth_secret
                 else f"lt-cred-mech\nuser={self.user}:{self.password}")
+        tls = "no-tls"
+        if self.tls_port:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                            "-subj", f"/CN={self.ip}", "-addext", f"subjectAltName=IP:{self.ip}",
+                            "-keyout", str(self.data / "turn.key"),
+                            "-out", str(self.ca_file)], check=True, capture_output=True)
+            tls = (f"tls-listening-port={self.tls_port}\ncert={self.ca_file}\n"
+                   f"pkey={self.data / 'turn.key'}")
         config.write_text(CONFIG.format(port=self.port, min_port=base, max_port=base + 99,
-                                        auth=auth, data=self.data, ip=self.ip))
+                                        auth=auth, data=self.data, ip=self.ip, tls=tls))
         self.proc = subprocess.Popen([*self.prefix, "turnserver", "-c", str(config)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -80,6 +90,11 @@ class LocalCoturn:
                     return
             time.sleep(0.05)
         raise RuntimeError("turnserver did not listen in time")
+
+    @property
+    def ca_file(self) -> Path:
+        """The self-signed certificate of the TLS listener: what clients must trust."""
+        return self.data / "turn.crt"
 
     def stop(self) -> None:
         stop_process(self.proc)

@@ -96,6 +96,7 @@ class LocalProsody:
     proxy65: bool = True  # the XEP-0065 bytestreams proxy component
     # XEP-0215 via mod_turn_external: (host, port, shared secret, credential ttl seconds)
     turn: tuple[str, int, str, int] | None = None
+    turn_tls_port: int = 0  # mod_turn_external also offers TURN over TLS ('turns') here
     prefix: tuple[str, ...] = ()  # e.g. ("ip", "netns", "exec", "ns1") to run it elsewhere
     proc: subprocess.Popen[bytes] | None = None
 
@@ -126,7 +127,9 @@ class LocalProsody:
             turn_module='"turn_external";' if self.turn else "",
             turn=(f'turn_external_host = "{self.turn[0]}"\nturn_external_port = {self.turn[1]}\n'
                   f'turn_external_secret = "{self.turn[2]}"\n'
-                  f"turn_external_ttl = {self.turn[3]}\n") if self.turn else "",
+                  f"turn_external_ttl = {self.turn[3]}\n"
+                  + (f"turn_external_tls_port = {self.turn_tls_port}\n"
+                     if self.turn_tls_port else "")) if self.turn else "",
             tls_on='"tls";' if self.tls else ""))
         members = "\n".join(f"{user}@{self.domain}" for user in users)
         (self.data / "groups.txt").write_text(f"[pyjingle]\n{members}\n")

@@ -14,7 +14,9 @@ Each NAT namespace runs nftables in one of the matrix's modes, set per row:
 - ``udp-blocked``: the cone NAT that also drops every UDP datagram it would
   forward, so only TCP (XMPP, TURN over TCP, SOCKS5) gets out;
 - ``symmetric-unfiltered``: ``masquerade random`` with no inbound filter, so
-  unsolicited packets draw ICMP errors instead of silence.
+  unsolicited packets draw ICMP errors instead of silence;
+- ``tls-only``: UDP blocked and TCP to the plain TURN port too: only XMPP,
+  the bytestreams proxy and TURN over TLS get out.
 Only the open row routes the private networks across the internet; otherwise
 10.x is unreachable from it, as on the real internet.
 :meth:`NatLab.move` gives a host a new address on the same NAT (a network change).
@@ -40,7 +42,7 @@ SECRET = "matrix-secret"
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, check=check)
-MODES = ("open", "cone", "symmetric", "udp-blocked", "symmetric-unfiltered")
+MODES = ("open", "cone", "symmetric", "udp-blocked", "symmetric-unfiltered", "tls-only")
 
 
 class NatLab:
@@ -52,6 +54,8 @@ class NatLab:
         self.wan: dict[str, str] = {}
         self.lan_dev: dict[str, str] = {}
         self.address: dict[str, str] = {}
+        self.turn_port = 0  # set by internet(): the port tls-only blocks
+        self.ca_file = ""  # the TURN server's TLS certificate, for agents to trust
         for ns in (self.internet, *self.nats.values(), *self.hosts.values()):
             run("ip", "netns", "add", ns)
             self._in(ns, "ip", "link", "set", "lo", "up")
@@ -103,7 +107,10 @@ class NatLab:
                 continue
             wan = self.wan[side]
             masquerade = "masquerade random" if mode.startswith("symmetric") else "masquerade"
-            udp_drop = "meta l4proto udp drop;" if mode == "udp-blocked" else ""
+            udp_drop = ("meta l4proto udp drop;" if mode in ("udp-blocked", "tls-only")
+                        else "")
+            if mode == "tls-only":
+                udp_drop += f" tcp dport {self.turn_port} drop;"
             inbound = ("" if mode == "symmetric-unfiltered"
                        else f'iifname "{wan}" ct state new drop;')
             ruleset = (
@@ -162,12 +169,15 @@ def internet(keep_logs: bool = False) -> Iterator[tuple[NatLab, LocalProsody]]:
     """The lab with coturn and Prosody (XEP-0215 pointing at coturn) on the internet."""
     lab = NatLab()
     data = Path(tempfile.mkdtemp(prefix="pj-nat-"))
-    turn = LocalCoturn(data / "turn", auth_secret=SECRET, ip=SERVER, prefix=lab.server_prefix())
+    turn = LocalCoturn(data / "turn", auth_secret=SECRET, ip=SERVER, prefix=lab.server_prefix(),
+                       tls_port=5349)
     server = LocalProsody(data / "prosody", tls=True, interfaces=(SERVER,),
                           prefix=lab.server_prefix())
     try:
         turn.start()
+        lab.turn_port, lab.ca_file = turn.port, str(turn.ca_file)
         server.turn = (SERVER, turn.port, SECRET, 3600)
+        server.turn_tls_port = turn.tls_port
         server.configure(USERS)
         server.start()
         yield lab, server
@@ -194,7 +204,9 @@ def start_pair(lab: NatLab, server: LocalProsody, folder: Path, extra: str = "",
                             f'output = "file:{folder}/{user}-heard.wav"\n'
                             '[policy]\nauto_accept_calls = "all"\nauto_accept_files = "all"\n'
                             f'[transfer]\ndownload_dir = "{folder}/{user}-files"\n{extra}',
-                      env=alice_env if user == "alice" else None)
+                      # aioice verifies TURN-over-TLS against the default trust store.
+                      env={"SSL_CERT_FILE": lab.ca_file}
+                      | ((alice_env or {}) if user == "alice" else {}))
         agents.append(agent)
     for agent in agents:
         agent.wait_connected(30)

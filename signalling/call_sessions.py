@@ -343,4 +343,5 @@ class CallSessions:
         return m.IceServerInfo(
             s.stun[0] if s.stun else None, s.stun[1] if s.stun else 0,
             s.turn[0] if s.turn else None, s.turn[1] if s.turn else 0,
-            s.turn_username, s.turn_password, s.turn_transport)
+            s.turn_username, s.turn_password, s.turn_transport,
+            s.turns[0] if s.turns else None, s.turns[1] if s.turns else 0)

@@ -37,6 +37,7 @@ class IceServers:
     turn_password: str | None = None
     turn_transport: str = "udp"
     expires: float | None = None
+    turns: tuple[str, int] | None = None  # TURN over TLS, the last resort (XEP-0215 'turns')
 
 
 def request() -> ET.Element:
@@ -66,7 +67,8 @@ def parse(el: ET.Element) -> tuple[ExternalService, ...]:
 
 
 def choose(services: tuple[ExternalService, ...]) -> IceServers:
-    """One STUN and one TURN server for aioice: UDP first, then TCP."""
+    """One STUN and one TURN server for aioice: UDP first, then TCP; a TLS one
+    (``turns``) is kept as the fallback for networks that let nothing else out."""
     def best(kind: str) -> ExternalService | None:
         found = [s for s in services if s.type == kind and s.transport in ("udp", "tcp")]
         found.sort(key=lambda s: s.transport != "udp")
@@ -75,6 +77,16 @@ def choose(services: tuple[ExternalService, ...]) -> IceServers:
     stun, turn = best("stun"), best("turn")
     if turn is not None and not (turn.username and turn.password):
         turn = None  # XEP-0215 §3.2: credentials are needed; without them it is useless
+    # Prosody's mod_turn_external lists 'turns' without credentials: the ones of its
+    # 'turn' entry work there (same server, same shared secret).
+    turns = next((s for s in services if s.type == "turns"
+                  and ((s.username and s.password) or turn is not None)), None)
+    if turn is None and turns is not None and turns.username and turns.password:
+        # Only TLS on offer: it is the TURN server (aioice: TCP with TLS).
+        return IceServers(
+            stun=(stun.host, stun.port) if stun else None,
+            turn=(turns.host, turns.port), turn_username=turns.username,
+            turn_password=turns.password, turn_transport="tls", expires=turns.expires)
     return IceServers(
         stun=(stun.host, stun.port) if stun else None,
         turn=(turn.host, turn.port) if turn else None,
@@ -82,6 +94,7 @@ def choose(services: tuple[ExternalService, ...]) -> IceServers:
         turn_password=turn.password if turn else None,
         turn_transport=turn.transport if turn else "udp",
         expires=turn.expires if turn else None,
+        turns=(turns.host, turns.port) if turns and turn else None,
     )
 
 

@@ -41,6 +41,7 @@ EXPECT = {
     "symmetric": lambda local, remote: "relay" in (local, remote),
     "symmetric-unfiltered": lambda local, remote: "relay" in (local, remote),
     "udp-blocked": lambda local, remote: local == "relay",
+    "tls-only": lambda local, remote: local == "relay",
 }
 
 
@@ -63,7 +64,7 @@ def test_call_and_file_across(nat_internet, folder, mode, record_property):
             pairs[agent.user] = (connected["local"], connected["remote"])
         record_property("pairs", str(pairs))
         assert EXPECT[mode](*pairs["alice"]), (mode, pairs)
-        if mode == "udp-blocked":
+        if mode in ("udp-blocked", "tls-only"):
             assert pairs["bob"][0] == "relay", pairs
         time.sleep(3.0)
         stats = {a.user: latest(a, event="media.stats", sid=sid) for a in agents}

@@ -41,3 +41,25 @@ def test_refresh_before_expiry():
     assert refresh_delay(servers, fetched_at=1000.0, now=1000.0) == 80.0
     assert refresh_delay(servers, fetched_at=1000.0, now=1079.5) == 1.0  # never below 1 s
     assert refresh_delay(IceServers(), 0.0, 0.0) is None
+
+
+def test_turns_is_kept_as_the_last_resort():
+    services = parse(ET.fromstring("""
+<services xmlns='urn:xmpp:extdisco:2'>
+  <service host='turn.example' port='3478' transport='udp' type='turn' username='u'
+           password='p'/>
+  <service host='turn.example' port='5349' transport='tcp' type='turns'/>
+</services>"""))
+    servers = choose(services)
+    assert servers.turn == ("turn.example", 3478) and servers.turn_transport == "udp"
+    assert servers.turns == ("turn.example", 5349)
+
+
+def test_only_turns_on_offer_becomes_the_turn_server():
+    servers = choose(parse(ET.fromstring("""
+<services xmlns='urn:xmpp:extdisco:2'>
+  <service host='turn.example' port='443' transport='tcp' type='turns' username='u'
+           password='p'/>
+</services>""")))
+    assert servers.turn == ("turn.example", 443) and servers.turn_transport == "tls"
+    assert servers.turns is None
