@@ -11,6 +11,7 @@ import slixmpp
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
+from control.client import ControlFailed
 from scripts.raw_xmpp import login
 from signalling.jingle import namespaces as ns
 from tests.integration.conftest import make_ready
@@ -76,6 +77,17 @@ def test_caller_retracts_before_anyone_answers(start_agent):
     bob.state(sid, "DEINIT")
 
 
+async def _call_when_online(caller, to: str) -> str:
+    """``call`` as soon as the caller has seen ``to``'s presence (a raw client's)."""
+    loop = asyncio.get_running_loop()
+    for _ in range(50):
+        try:
+            return await loop.run_in_executor(None, caller.client.call, to)
+        except ControlFailed:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{to} never came online for {caller.user}")
+
+
 def _features(client, *extra):
     disco = client.plugin["xep_0030"]
     for feature in (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP, ns.DTLS, *extra):
@@ -121,15 +133,7 @@ def test_older_generation_callee_answers_at_the_bare_jid(prosody, start_agent):
         client.send_presence()
         try:
             loop = asyncio.get_running_loop()
-            sid = None
-            for _ in range(50):  # until alice sees dave online
-                try:
-                    sid = await loop.run_in_executor(None, alice.client.call,
-                                                     f"dave@{prosody.domain}")
-                    break
-                except Exception:
-                    await asyncio.sleep(0.1)
-            assert sid is not None
+            sid = await _call_when_online(alice, f"dave@{prosody.domain}")
             await asyncio.wait_for(initiated.wait(), 10)
             seen["call"] = sid
             await loop.run_in_executor(None, alice.client.hangup, sid)
@@ -168,14 +172,7 @@ def test_peer_without_jmi_gets_a_plain_session_initiate(prosody, start_agent):
         client.send_presence()
         try:
             loop = asyncio.get_running_loop()
-            sid = None
-            for _ in range(50):
-                try:
-                    sid = await loop.run_in_executor(None, alice.client.call,
-                                                     f"dave@{prosody.domain}")
-                    break
-                except Exception:
-                    await asyncio.sleep(0.1)
+            sid = await _call_when_online(alice, f"dave@{prosody.domain}")
             await asyncio.wait_for(done.wait(), 10)
             await loop.run_in_executor(None, alice.client.hangup, sid)
         finally:
