@@ -336,6 +336,10 @@ class Proposal:
             reason = reason or Reason.CANCEL.value
         elif target is JmiState.REJECTED:
             reason = reason or Reason.DECLINE.value
+        if msg.action is JmiAction.PROPOSE and target is JmiState.RINGING:
+            # A retract can be lost (or the caller's device die): ring no longer
+            # than a session may stay unanswered.
+            self._deadline = now + self.ring_timeout
         if target is not STAY:
             self._move(target, reason)
 

@@ -245,3 +245,11 @@ def test_every_row_names_only_known_states():
         assert isinstance(role, Role) and isinstance(state, JmiState)
         for target in row.values():
             assert target is None or isinstance(target, JmiState)
+
+
+def test_responder_stops_ringing_when_the_caller_never_retracts():
+    p = callee()
+    assert p.get_timer() == p.ring_timeout
+    p.handle_timer(p.ring_timeout)
+    assert p.state is JmiState.EXPIRED and p.reason == "timeout"
+    assert session_state(Role.RESPONDER, p.state) is SessionState.RECEIVEDTERMINATE
