@@ -291,3 +291,69 @@ def test_reveal_policy_always_trickles_candidates_while_ringing(prosody, start_a
     early = next(x for x in received if "<candidate" in x)
     assert "transport-info" in early
     assert not [e for e in bob.watch.seen if e.get("state") == "SENTACCEPT"]
+
+
+def test_older_generation_caller_is_answered_and_its_initiate_accepted(prosody, start_agent):
+    """A caller of the older action set proposes without type or hints; bob's agent
+    rings, and once bob accepts it gets <proceed/>, then its session-initiate with the
+    proposal's id is accepted at once (no second ring)."""
+    bob = start_agent("bob", extra=QUIET)
+    got: dict[str, object] = {"actions": []}
+    pid = "a73sjjvkla37jfea"
+
+    async def main():
+        client = await login(prosody, "dave")
+        proceeded, accepted = asyncio.Event(), asyncio.Event()
+
+        def on_message(msg):
+            for child in msg.xml:
+                if child.tag == f"{{{ns.JMI}}}proceed" and child.get("id") == pid:
+                    got["proceed_to"] = msg["to"].full
+                    proceeded.set()
+
+        def on_jingle(iq):
+            iq.reply().send()
+            jingle = iq.xml.find(f"{{{ns.JINGLE}}}jingle")
+            got["actions"].append(jingle.get("action"))
+            if jingle.get("action") == "session-accept":
+                got["accept"] = slixmpp.xmlstream.tostring(iq.xml)
+                accepted.set()
+
+        client.register_handler(Callback("m", MatchXPath("{jabber:client}message"), on_message))
+        client.register_handler(Callback("j", MatchXPath(
+            f"{{jabber:client}}iq/{{{ns.JINGLE}}}jingle"), on_jingle))
+        propose = client.make_message(mto=bob.bare)  # no type, no hints: 0.3 style
+        propose.xml.append(slixmpp.xmlstream.ET.fromstring(
+            f"<propose xmlns='{ns.JMI}' id='{pid}'><description xmlns='{ns.RTP}' "
+            "media='audio'/></propose>"))
+        propose.send()
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, lambda: bob.state(pid, "RECEIVEDINITIATE"))
+            await loop.run_in_executor(None, bob.client.accept, pid)
+            await asyncio.wait_for(proceeded.wait(), 10)
+            fp = ":".join(["AB"] * 32)
+            iq = client.make_iq_set(ito=bob.full)
+            iq.xml.append(slixmpp.xmlstream.ET.fromstring(
+                f"<jingle xmlns='{ns.JINGLE}' action='session-initiate' sid='{pid}'"
+                f" initiator='{client.boundjid}'><content creator='initiator' name='0'>"
+                f"<description xmlns='{ns.RTP}' media='audio'><payload-type id='111'"
+                " name='opus' clockrate='48000' channels='2'/></description>"
+                f"<transport xmlns='{ns.ICE_UDP}' ufrag='dave' pwd='davedavedavedavedave12'>"
+                f"<fingerprint xmlns='{ns.DTLS}' hash='sha-256' setup='actpass'>{fp}"
+                "</fingerprint></transport></content></jingle>"))
+            await iq.send(timeout=5)
+            await asyncio.wait_for(accepted.wait(), 10)
+            end = client.make_iq_set(ito=bob.full)
+            end.xml.append(slixmpp.xmlstream.ET.fromstring(
+                f"<jingle xmlns='{ns.JINGLE}' action='session-terminate' sid='{pid}'>"
+                "<reason><success/></reason></jingle>"))
+            await end.send(timeout=5)
+        finally:
+            client.disconnect()
+
+    asyncio.run(main())
+    assert str(got["proceed_to"]).startswith("dave@")
+    assert "session-info" not in got["actions"], "no second ring for an accepted proposal"
+    assert "setup=\"active\"" in got["accept"] and "<candidate" not in got["accept"]
+    bob.state(pid, "DEINIT")

@@ -53,3 +53,18 @@ def test_manager_takes_client_initiates(name):
     assert juliet.stanzas_to_send() == [SendResult(element.get("id"), element.get("from"))]
     session = juliet.get(parse_iq(element, FORMATS).jingle.sid)
     assert session is not None and session.state is SessionState.RECEIVEDINITIATE
+
+
+@pytest.mark.parametrize("name", ["conversations-initiate.xml", "dino-initiate.xml"])
+def test_client_offer_is_answered_as_dtls_client(name):
+    """Both clients offer actpass: we answer active and start the handshake (RFC 5763)."""
+    from signalling.jingle.dtls import DtlsNegotiation, Encryption, Setup
+
+    iq = parse_iq(load(name), FORMATS)
+    offered = iq.jingle.contents[0].transport.fingerprint
+    assert offered is not None and offered.hash == "sha-256" and offered.setup is Setup.ACTPASS
+    ours = DtlsNegotiation(Encryption.REQUIRED, ":".join(["AB"] * 32))
+    answer = ours.answer(offered)
+    assert answer is not None and answer.setup is Setup.ACTIVE
+    role = ours.role()
+    assert role is not None and role.client and role.remote == offered
