@@ -292,8 +292,8 @@ class Proposal:
 
     def finish(self, reason: Reason) -> None:
         """After the Jingle session: <finish/> (0.6+), so every device logs the end."""
-        if (self.role, self.state) in TRANSITIONS and (US, JmiAction.FINISH) in TRANSITIONS[
-                (self.role, self.state)] and self.device is not None:
+        allowed = (US, JmiAction.FINISH) in TRANSITIONS.get((self.role, self.state), {})
+        if allowed and self.device is not None:
             self._send(JmiMessage(JmiAction.FINISH, self.id, to=self.device, reason=reason),
                        reason.value)
 

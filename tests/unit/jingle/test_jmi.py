@@ -4,6 +4,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from signalling.jingle import namespaces as ns
 from signalling.jingle.errors import UsageError
@@ -253,3 +255,30 @@ def test_responder_stops_ringing_when_the_caller_never_retracts():
     p.handle_timer(p.ring_timeout)
     assert p.state is JmiState.EXPIRED and p.reason == "timeout"
     assert session_state(Role.RESPONDER, p.state) is SessionState.RECEIVEDTERMINATE
+
+SENDERS = [ROMEO, JULIET_PHONE, JULIET_LAPTOP, "mallory@evil.example/x"]
+
+
+@given(st.sampled_from([Role.INITIATOR, Role.RESPONDER]),
+       st.lists(st.tuples(st.sampled_from(list(JmiAction)), st.sampled_from(SENDERS),
+                          st.booleans(), st.sampled_from([CURRENT, "other"])), max_size=12))
+def test_any_message_sequence_follows_the_table(role, script):
+    """Whatever arrives, in any order: no exception, every move is a table row, and
+    a finished proposal never comes back to life."""
+    p = caller() if role is Role.INITIATOR else callee(local=JULIET_LAPTOP)
+    events(p)
+    for action, sender, carbon, pid in script:
+        before = p.state
+        p.receive(JmiMessage(action, pid, sender, ROMEO if carbon else "", carbon=carbon), 1.0)
+        for e in events(p):
+            if isinstance(e, StateChanged):
+                assert e.previous is before
+                row = TRANSITIONS[(role, before)]
+                assert e.state in row.values()
+                before = e.state
+        if before in (JmiState.REJECTED, JmiState.RETRACTED, JmiState.ELSEWHERE):
+            assert p.ended
+    if p.ended:
+        final = p.state
+        p.receive(JmiMessage(JmiAction.PROCEED, p.id, JULIET_PHONE, ROMEO), 2.0)
+        assert p.state is final
