@@ -59,6 +59,9 @@ _SITE_LOCAL = tuple(ipaddress.ip_network(n) for n in (
 
 
 RELAY_HEAD_START = 1.0  # seconds direct pairs get before relayed ones are checked
+# Seconds a TURN server gets to answer before the next transport is tried (a server
+# that answers at all does so in well under a second; aioice would wait 5).
+FALLBACK_AFTER = 2
 
 
 def _relayed(pair: Any) -> bool:
@@ -86,6 +89,15 @@ class Connection(aioice.Connection):
     names for a similar reason; this extends the rule to site-local addresses
     when the relay itself is not site-local.
     """
+
+    # Seconds aioice waits for STUN/TURN answers while gathering (its own default: 5).
+    # Shorter while another way to the TURN server is left to try.
+    gather_timeout = 5
+
+    async def get_component_candidates(self, component: int, addresses: list[str],
+                                       timeout: int = 5) -> list[aioice.Candidate]:
+        return list(await super().get_component_candidates(
+            component, addresses, timeout=min(timeout, self.gather_timeout)))
 
     async def check_start(self, pair: Any) -> None:
         """Relayed pairs start RELAY_HEAD_START later while a direct pair may still work.
@@ -138,7 +150,7 @@ class IceTransport:
 
     def _connection(self, turn: tuple[tuple[str, int], str] | None = None,
                     ufrag: str | None = None, pwd: str | None = None,
-                    stun: bool = True) -> aioice.Connection:
+                    stun: bool = True) -> Connection:
         """An aioice connection; ``turn``: (server, udp|tcp|tls) instead of the
         configured one."""
         policy = (aioice.TransportPolicy.RELAY if self.relay_only
@@ -180,9 +192,12 @@ class IceTransport:
         return str(self.connection.local_password)
 
     async def gather(self) -> list[IceCandidateInfo]:
+        fallbacks = self._fallbacks()
+        if fallbacks:
+            self.connection.gather_timeout = FALLBACK_AFTER
         await self.connection.gather_candidates()
         types = {c.type for c in self.connection.local_candidates}
-        for turn in self._fallbacks():
+        for i, turn in enumerate(fallbacks):
             if "relay" in types:
                 break
             # The way to the TURN server may be blocked (and aioice drops the failure
@@ -195,6 +210,8 @@ class IceTransport:
             self.connection = self._connection(turn, self.ufrag, self.pwd,
                                                stun="srflx" in types)
             self.connection.remote_username, self.connection.remote_password = remote
+            if i + 1 < len(fallbacks):
+                self.connection.gather_timeout = FALLBACK_AFTER
             await self.connection.gather_candidates()
             types = {c.type for c in self.connection.local_candidates}
         self._gathered = True
