@@ -9,9 +9,8 @@ Prosody, all measured in the same run.
 from __future__ import annotations
 
 import asyncio
-import time
 
-from bench.lab import lab, median, start
+from bench.lab import lab, median, start, timed_calls
 from bench.raw_xmpp import iq_round_trips
 from scripts.agents import make_ready
 
@@ -24,19 +23,10 @@ def setups(server, folder, extra: str) -> list[float]:
     alice = start(server, folder, "alice", QUIET + extra)
     bob = start(server, folder, "bob", QUIET + extra + '[policy]\nauto_accept_calls = "all"\n')
     make_ready(alice, bob)
-    took = []
-    for _ in range(RUNS + 2):
-        started = time.perf_counter()
-        sid = alice.client.call(bob.bare)
-        alice.state(sid, "INPROGRESS", timeout=30)
-        bob.state(sid, "INPROGRESS", timeout=30)
-        took.append(time.perf_counter() - started)
-        alice.client.hangup(sid)
-        alice.state(sid, "DEINIT")
-        bob.state(sid, "DEINIT")
+    took, _ = timed_calls(alice, bob, RUNS, warmup=2)
     alice.stop()
     bob.stop()
-    return took[2:]
+    return took
 
 
 def main() -> None:

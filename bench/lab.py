@@ -6,6 +6,7 @@ import contextlib
 import shutil
 import statistics
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,3 +41,24 @@ def percentile(values: list[float], p: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def timed_calls(caller: Agent, callee: Agent, runs: int, warmup: int = 1,
+                timeout: float = 30.0) -> tuple[list[float], dict]:
+    """Seconds from ``call`` to INPROGRESS on both sides for ``runs`` calls (after
+    ``warmup`` more, not counted; the callee auto-accepts), and the caller's last
+    ``transport.state`` connected event."""
+    took: list[float] = []
+    connected: dict = {}
+    for _ in range(runs + warmup):
+        started = time.perf_counter()
+        sid = caller.client.call(callee.bare)
+        caller.state(sid, "INPROGRESS", timeout=timeout)
+        callee.state(sid, "INPROGRESS", timeout=timeout)
+        took.append(time.perf_counter() - started)
+        connected = caller.watch.wait_for(5, event="transport.state", sid=sid,
+                                          state="connected")
+        caller.client.hangup(sid)
+        caller.state(sid, "DEINIT")
+        callee.state(sid, "DEINIT", timeout=15)
+    return took[warmup:], connected

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench.lab import median
+from bench.lab import median, timed_calls
 from scripts.natlab import MODES, internet, start_pair
 
 RUNS = 10
@@ -20,24 +19,12 @@ RUNS = 10
 
 def connect_times(lab, server, folder: Path) -> tuple[list[float], str]:
     alice, bob = start_pair(lab, server, folder, log_level="warning")
-    took, pair = [], ""
     try:
-        for _ in range(RUNS + 1):
-            started = time.perf_counter()
-            sid = alice.client.call(bob.bare)
-            alice.state(sid, "INPROGRESS", timeout=60)
-            bob.state(sid, "INPROGRESS", timeout=60)
-            took.append(time.perf_counter() - started)
-            connected = alice.watch.wait_for(5, event="transport.state", sid=sid,
-                                             state="connected")
-            pair = f"{connected['local']}->{connected['remote']}"
-            alice.client.hangup(sid)
-            alice.state(sid, "DEINIT")
-            bob.state(sid, "DEINIT", timeout=15)
+        took, connected = timed_calls(alice, bob, RUNS, timeout=60)
     finally:
         alice.stop()
         bob.stop()
-    return took[1:], pair
+    return took, f"{connected['local']}->{connected['remote']}"
 
 
 def main() -> None:
