@@ -24,7 +24,7 @@ from bus.config import IceConfig
 from bus.net import host_addresses
 from media_worker.audio import Sink, Source, open_sink, open_source
 from media_worker.codecs import SILENCE, Codec, make_codec
-from media_worker.dtls_srtp import Certificate, DtlsError, DtlsSrtp, is_dtls
+from media_worker.dtls_srtp import Certificate, DtlsError, DtlsSrtp, DtlsTimeout, is_dtls
 from media_worker.ice import IceTransport
 from media_worker.jitter import Concealed, JitterBuffer, Played
 from media_worker.reception import ReceptionStats
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 FRAME_SECONDS = 0.020
 END_OF_CANDIDATES_AFTER = 2.0  # XEP-0176 has no end-of-candidates: debounce instead
 REPORT_INTERVAL = 1.0
-DTLS_TIMEOUT = 10.0  # the whole handshake, retransmissions included
+DTLS_TIMEOUT = 15.0  # the whole handshake, retransmissions (1, 2, 4, 8 s) included
 WATCH_INTERVAL = 0.5
 SILENCE_RESTART = 3.0  # no packet for this long: the path is dead, restart ICE
 RESTART_SPACING = 10.0  # at most one self-initiated restart per this many seconds
@@ -177,12 +177,18 @@ class MediaCall:
                 self.srtp = await self._secure(self._dtls)
             except (DtlsError, TimeoutError, ConnectionError) as exc:
                 log.warning("call %s: DTLS-SRTP failed: %s", self.sid, exc or "timeout")
+                # A peer that is not who it signalled is a security error; a path
+                # that lost the handshake is a transport failure.
+                reason = ("failed-transport" if isinstance(exc, DtlsTimeout | TimeoutError
+                                                           | ConnectionError)
+                          else "security-error")
                 await self._transport_state(m.TransportState.FAILED)
-                await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "security-error"))
+                await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, reason))
                 return
             encryption = "dtls-srtp"
         self._encryption = encryption
         self._addresses = host_addresses()
+        self._last_rx = time.monotonic()  # silence is counted from here, not from prepare
         await self._transport_state(m.TransportState.CONNECTED, local, remote,
                                     encryption=encryption)
         self.source = open_source(self._audio_in)
@@ -205,7 +211,7 @@ class MediaCall:
         while not dtls.established:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise DtlsError("DTLS handshake timed out")
+                raise DtlsTimeout("DTLS handshake timed out")
             wait = dtls.timeout()
             try:
                 data = await asyncio.wait_for(
@@ -293,7 +299,9 @@ class MediaCall:
                 log.info("call %s: local address %s gone: restarting ICE", self.sid,
                          ", ".join(sorted(gone)))
                 self.restart()
-            elif silent and spaced and self.controlling:
+            elif silent and spaced and self.controlling and self._flowing:
+                # Only once media flowed: before that the peer may still be
+                # retransmitting the end of its DTLS handshake.
                 log.info("call %s: nothing received for %.0f s: restarting ICE", self.sid,
                          SILENCE_RESTART)
                 self.restart()

@@ -42,6 +42,10 @@ class DtlsError(Exception):
     """The handshake failed or the peer is not who signalling said."""
 
 
+class DtlsTimeout(DtlsError):
+    """No handshake in time: a path that loses everything, not an impostor."""
+
+
 @dataclass(frozen=True)
 class Certificate:
     """The agent's DTLS identity: an ECDSA P-256 key and a self-signed certificate."""

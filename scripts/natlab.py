@@ -123,6 +123,34 @@ class NatLab:
                 "}\n")
             subprocess_input(("ip", "netns", "exec", nat, "nft", "-f", "-"), ruleset)
 
+    def impair(self, loss_percent: float) -> str:
+        """UDP loss (and 30 ms +-10 ms delay where the kernel has sch_netem) on both
+        NATs' WAN links, both ways; returns what was applied."""
+        how = ""
+        for side, nat in self.nats.items():
+            wan = self.wan[side]
+            netem = run("ip", "netns", "exec", nat, "tc", "qdisc", "replace", "dev", wan,
+                        "root", "netem", "loss", f"{loss_percent}%", "delay", "30ms", "10ms",
+                        check=False)
+            if netem.returncode == 0:
+                how = f"netem: {loss_percent}% loss, 30 ms +-10 ms"
+                continue
+            # No sch_netem in this kernel: random drop of UDP, loss only.
+            subprocess_input(("ip", "netns", "exec", nat, "nft", "-f", "-"), (
+                "table ip pjloss {\n"
+                "  chain lose { type filter hook forward priority 10; "
+                f"meta l4proto udp numgen random mod 1000 < {int(loss_percent * 10)} drop; }}\n"
+                "}\n"))
+            how = f"nftables: {loss_percent}% UDP loss, no delay (no sch_netem)"
+        return how
+
+    def unimpair(self) -> None:
+        for side, nat in self.nats.items():
+            run("ip", "netns", "exec", nat, "tc", "qdisc", "del", "dev", self.wan[side], "root",
+                check=False)
+            run("ip", "netns", "exec", nat, "nft", "delete", "table", "ip", "pjloss",
+                check=False)
+
     def capture(self, side: str, seconds: float) -> subprocess.Popen[str]:
         """Sources of the UDP datagrams ``side``'s host receives for ``seconds``, one
         per line on the process's stdout (AF_PACKET inside its namespace)."""
