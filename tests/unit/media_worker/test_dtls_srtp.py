@@ -88,3 +88,23 @@ def test_wrong_fingerprint_fails_the_handshake():
     client, server = pair(bob_expects=BOB.fingerprint())  # bob expects the wrong key
     with pytest.raises(DtlsError, match="fingerprint"):
         run(client, server)
+
+
+def test_lost_final_flight_is_answered_again_by_the_established_server():
+    """The server is done once it sends its Finished; if that flight is lost the
+    client resends its own, and the server (already established) must answer."""
+    client, server = pair()
+    to_server, dropped = client.start(), False
+    for _ in range(40):
+        to_client = [d for datagram in to_server for d in server.receive(datagram)]
+        to_server = []
+        if server.established and not dropped:
+            to_client, dropped = [], True
+        for datagram in to_client:
+            to_server += client.receive(datagram)
+        if client.established:
+            break
+        if not to_server:
+            time.sleep(client.timeout() or 1.0)
+            to_server = client.handle_timeout()
+    assert dropped and client.established and server.established
