@@ -187,10 +187,7 @@ class MediaCall:
                 return
             encryption = "dtls-srtp"
         self._encryption = encryption
-        self._addresses = host_addresses()
-        self._last_rx = time.monotonic()  # silence is counted from here, not from prepare
-        await self._transport_state(m.TransportState.CONNECTED, local, remote,
-                                    encryption=encryption)
+        await self._path_up(local, remote)
         self.source = open_source(self._audio_in)
         self.sink = open_sink(self._audio_out, self.sid)
         self._tasks.append(asyncio.create_task(self._clock()))
@@ -278,11 +275,17 @@ class MediaCall:
             await self._transport_state(m.TransportState.FAILED, restart=True)
             await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "failed-transport"))
             return
+        log.info("call %s: ICE restarted (%s -> %s)", self.sid, local, remote)
+        await self._path_up(local, remote, restart=True)
+
+    async def _path_up(self, local: str | None, remote: str | None,
+                       restart: bool = False) -> None:
+        """A path carries the call (first or after a restart): the addresses it stands
+        on and the silence clock start now; ``transport.state`` says connected."""
         self._addresses = host_addresses()
         self._last_rx = time.monotonic()
-        log.info("call %s: ICE restarted (%s -> %s)", self.sid, local, remote)
         await self._transport_state(m.TransportState.CONNECTED, local, remote,
-                                    encryption=self._encryption, restart=True)
+                                    encryption=self._encryption, restart=restart)
 
     async def _watch(self) -> None:
         """Restart when an address the call used disappears, or (controlling side,

@@ -193,25 +193,23 @@ class IceTransport:
 
     async def gather(self) -> list[IceCandidateInfo]:
         fallbacks = self._fallbacks()
-        if fallbacks:
-            self.connection.gather_timeout = FALLBACK_AFTER
-        await self.connection.gather_candidates()
-        types = {c.type for c in self.connection.local_candidates}
-        for i, turn in enumerate(fallbacks):
-            if "relay" in types:
-                break
-            # The way to the TURN server may be blocked (and aioice drops the failure
-            # silently): try the next. Same credentials (ufrag/pwd are already
-            # signalled), new sockets; no STUN again when it failed too.
-            log.info("TURN gave no relayed candidate: trying %s:%d over %s",
-                     turn[0][0], turn[0][1], turn[1].upper())
-            remote = (self.connection.remote_username, self.connection.remote_password)
-            await self.connection.close()
-            self.connection = self._connection(turn, self.ufrag, self.pwd,
-                                               stun="srflx" in types)
-            self.connection.remote_username, self.connection.remote_password = remote
-            if i + 1 < len(fallbacks):
-                self.connection.gather_timeout = FALLBACK_AFTER
+        types: set[str] = set()
+        for i, turn in enumerate([None, *fallbacks]):
+            if turn is not None:
+                if "relay" in types:
+                    break
+                # The way to the TURN server may be blocked (and aioice drops the
+                # failure silently): try the next. Same credentials (ufrag/pwd are
+                # already signalled), new sockets; no STUN again when it failed too.
+                log.info("TURN gave no relayed candidate: trying %s:%d over %s",
+                         turn[0][0], turn[0][1], turn[1].upper())
+                remote = (self.connection.remote_username, self.connection.remote_password)
+                await self.connection.close()
+                self.connection = self._connection(turn, self.ufrag, self.pwd,
+                                                   stun="srflx" in types)
+                self.connection.remote_username, self.connection.remote_password = remote
+            if i < len(fallbacks):
+                self.connection.gather_timeout = FALLBACK_AFTER  # another way is left
             await self.connection.gather_candidates()
             types = {c.type for c in self.connection.local_candidates}
         self._gathered = True

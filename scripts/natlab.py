@@ -41,6 +41,8 @@ SECRET = "matrix-secret"
 
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """A command (``ip``, ``nft``, ``tc``), its output captured; raises on failure
+    unless ``check`` is false. Shared with tests/integration/netns.py."""
     return subprocess.run(list(args), capture_output=True, text=True, check=check)
 MODES = ("open", "cone", "symmetric", "udp-blocked", "symmetric-unfiltered", "tls-only")
 

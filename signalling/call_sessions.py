@@ -99,8 +99,7 @@ class CallSessions:
         session = self.host.session(sid)
         if session is not None and not self._learn(session, session.remote_contents):
             return
-        if (session is not None and self.host.config.media.encryption == Encryption.REQUIRED
-                and self.dtls[sid].remote is None):
+        if session is not None and not self.dtls[sid].offer_acceptable():
             # Refused before ringing: nobody should pick up a call that cannot proceed.
             self.host.end(session, Reason.SECURITY_ERROR,
                           "unencrypted calls are refused (XEP-0320 DTLS-SRTP required)")

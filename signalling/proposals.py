@@ -104,10 +104,10 @@ class Proposals:
 
     def session_ended(self, sid: str, reason: str | None) -> None:
         """The Jingle session that followed is over: <finish/> and forget the proposal."""
-        proposal = self.live.pop(sid, None)
-        self._shown.pop(sid, None)
+        proposal = self.live.get(sid)
         if proposal is None:
             return
+        self._forget(sid)
         try:
             finish = Reason(reason) if reason else Reason.SUCCESS
         except ValueError:
@@ -115,7 +115,6 @@ class Proposals:
         proposal.finish(finish)
         for msg in proposal.messages_to_send():
             self._send(msg)
-        self._cancel_timer(sid)
 
     def session_started(self, sid: str) -> None:
         proposal = self.live.get(sid)
@@ -171,8 +170,7 @@ class Proposals:
                                            "DEINIT", event.reason)
         self._cancel_timer(proposal.id)
         if proposal.ended:
-            self.live.pop(proposal.id, None)
-            self._shown.pop(proposal.id, None)
+            self._forget(proposal.id)
             return
         when = proposal.get_timer()
         if when is not None:
@@ -185,6 +183,11 @@ class Proposals:
         if proposal is not None:
             proposal.handle_timer(time.monotonic())
             self.flush(proposal)
+
+    def _forget(self, sid: str) -> None:
+        self.live.pop(sid, None)
+        self._shown.pop(sid, None)
+        self._cancel_timer(sid)
 
     def _cancel_timer(self, sid: str) -> None:
         timer = self._timers.pop(sid, None)

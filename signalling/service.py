@@ -25,7 +25,7 @@ from bus.net import host_addresses
 from bus.tasks import TaskSet
 from control import protocol as cp
 from signalling.call_sessions import CALL_FEATURES, CallSessions
-from signalling.contacts import choose_resource
+from signalling.contacts import OnlineResource, choose_resource
 from signalling.errors import CommandError
 from signalling.file_sessions import FILE_FEATURES, FileSessions
 from signalling.jingle import file_transfer as ft
@@ -173,9 +173,7 @@ class Signalling:
             time.time(), m.ConnectionState.CONNECTED, jid, encrypted=encrypted))
 
     def on_disconnected(self, reason: str) -> None:
-        if self._grace is not None:
-            self._grace.cancel()
-            self._grace = None
+        self._cancel_grace()
         self.manager.connection_lost()
         self.flush()
         self.post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
@@ -186,8 +184,7 @@ class Signalling:
         their media (ICE restarts on its own) while the stream comes back, for at most
         RESUME_GRACE seconds."""
         log.info("stream interrupted (%s): resuming", reason)
-        if self._grace is not None:
-            self._grace.cancel()
+        self._cancel_grace()
         self._grace = asyncio.get_running_loop().call_later(
             RESUME_GRACE, lambda: self.on_disconnected(f"not resumed within {RESUME_GRACE:.0f} s"))
         self.post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
@@ -195,12 +192,15 @@ class Signalling:
 
     def on_resumed(self, jid: str) -> None:
         log.info("stream resumed as %s", jid)
-        if self._grace is not None:
-            self._grace.cancel()
-            self._grace = None
+        self._cancel_grace()
         self.post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
             time.time(), m.ConnectionState.CONNECTED, jid))
         self.flush()
+
+    def _cancel_grace(self) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
 
     async def _watch_address(self) -> None:
         """A stream whose local address vanished (a network change) would only time
@@ -412,10 +412,7 @@ class Signalling:
                 raise CommandError(cp.NOT_ALLOWED, f"cannot reject a session in {session.state}")
             self._terminate(session, Reason(command.reason))
         elif isinstance(command, m.Hangup):
-            try:
-                reason = Reason(command.reason)
-            except ValueError:
-                raise CommandError(cp.BAD_REQUEST, f"unknown reason {command.reason!r}") from None
+            reason = _hangup_reason(command)
             if reason is Reason.SUCCESS and session.state is SessionState.SENTINITIATE:
                 reason = Reason.CANCEL  # hanging up before an answer cancels (XEP-0167 §6.6)
             if session.state is SessionState.INIT and proposal is not None:
@@ -443,23 +440,22 @@ class Signalling:
                 raise CommandError(cp.NOT_ALLOWED, "only the callee rejects")
             self.proposals.reject(proposal, Reason(command.reason))
         elif isinstance(command, m.Hangup):
-            try:
-                reason = Reason(command.reason)
-            except ValueError:
-                raise CommandError(cp.BAD_REQUEST, f"unknown reason {command.reason!r}") from None
-            self.proposals.hangup(proposal, reason)
+            self.proposals.hangup(proposal, _hangup_reason(command))
         else:
             raise CommandError(cp.NOT_ALLOWED, "the call is not connected yet")
 
-    async def _resolve(self, to: str, features: tuple[str, ...], what: str) -> str:
+    async def _resolve(self, to: str, features: tuple[str, ...], what: str,
+                       online: list[OnlineResource] | None = None) -> str:
         """libjingle's MakeCallTo: a full JID must be online; a bare JID becomes the best
-        online resource that supports ``features``."""
-        if "/" in to:
+        online resource that supports ``features``. ``online``: the resources already
+        looked up (disco) for this command."""
+        if online is None:
             online = await self.xmpp.online_resources(bare(to))
+        if "/" in to:
             if not any(r.jid == to for r in online):
                 raise CommandError(cp.NOT_FOUND, f"{to} is not online")
             return to
-        chosen = choose_resource(await self.xmpp.online_resources(to), features)
+        chosen = choose_resource(online, features)
         if chosen is None:
             raise CommandError(cp.NOT_FOUND, f"Could not find online friend {to} "
                                f"with Jingle {what} support")
@@ -468,18 +464,18 @@ class Signalling:
     async def _call(self, to: str) -> str:
         """XEP-0353 when the callee's devices speak it (disco tells), else a plain
         XEP-0166 session-initiate to the best resource."""
+        online = await self.xmpp.online_resources(bare(to))
         if self.config.jingle.message_initiation:
-            target = await self._proposal_target(to)
+            target = self._proposal_target(to, online)
             if target is not None:
                 return self.proposals.propose(*target)
-        return await self._outgoing(to, m.SessionKind.CALL, self.calls.call)
+        return await self._outgoing(to, m.SessionKind.CALL, self.calls.call, online)
 
-    async def _proposal_target(self, to: str) -> tuple[str, str] | None:
+    def _proposal_target(self, to: str, online: list[OnlineResource]) -> tuple[str, str] | None:
         """Whom to send <propose/>, and the device most likely to answer: the bare JID
         when some online device of it does JMI and voice (every device rings), a full
         JID when that device does; None when nobody does (the plain path resolves,
         or says not-found)."""
-        online = await self.xmpp.online_resources(bare(to))
         capable = [r for r in online
                    if ns.JMI in r.features and set(CALL_FEATURES) <= r.features]
         if "/" in to:
@@ -525,11 +521,12 @@ class Signalling:
             self.files.request(session, command.name)))
 
     async def _outgoing(self, to: str, kind: m.SessionKind,
-                        begin: Callable[[Session], Awaitable[None]]) -> str:
+                        begin: Callable[[Session], Awaitable[None]],
+                        online: list[OnlineResource] | None = None) -> str:
         """A session we initiate: find the peer, then ``begin`` it; if that fails (a
         worker down), the session ends at once with ``failed-application``."""
         if kind is m.SessionKind.CALL:
-            peer = await self._resolve(to, CALL_FEATURES, "voice")
+            peer = await self._resolve(to, CALL_FEATURES, "voice", online)
         else:
             peer = await self._resolve(to, FILE_FEATURES, "file transfer")
         application = ns.RTP if kind is m.SessionKind.CALL else ns.FILE_TRANSFER
@@ -615,3 +612,11 @@ class Signalling:
         """Send on the bus, in order with everything else this process posts."""
         if self.link is not None:
             self.link.post(process, message)
+
+
+def _hangup_reason(command: m.Hangup) -> Reason:
+    """The XEP-0166 reason a hang-up names; any other word is a bad request."""
+    try:
+        return Reason(command.reason)
+    except ValueError:
+        raise CommandError(cp.BAD_REQUEST, f"unknown reason {command.reason!r}") from None

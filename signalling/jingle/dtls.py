@@ -129,14 +129,19 @@ class DtlsNegotiation:
             return None
         return self._ours(Setup.ACTPASS)
 
+    def offer_acceptable(self) -> bool:
+        """Whether the offer seen so far can be answered as configured: a plain
+        offer cannot when encryption is required (refused before it rings)."""
+        return self.mode is not Encryption.REQUIRED or self.remote is not None
+
     def answer(self, offered: Fingerprint | None) -> Fingerprint | None:
         """Our session-accept's fingerprint for the peer's offer (or what an earlier
         transport-info brought); None means plain RTP."""
         self.learn(offered)
+        if not self.offer_acceptable():
+            raise SecurityFailure("the caller offers no DTLS-SRTP (XEP-0320) and "
+                                  "media.encryption is 'required'")
         if self.remote is None or self.mode is Encryption.OFF:
-            if self.mode is Encryption.REQUIRED:
-                raise SecurityFailure("the caller offers no DTLS-SRTP (XEP-0320) and "
-                                      "media.encryption is 'required'")
             return None
         assert self.peer_setup is not None
         return self._ours(answer_setup(self.peer_setup))

@@ -12,9 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check)
+from scripts.natlab import run
 
 
 def namespaces_usable() -> str | None:
