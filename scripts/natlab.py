@@ -223,7 +223,9 @@ def internet(keep_logs: bool = False) -> Iterator[tuple[NatLab, LocalProsody]]:
 def start_pair(lab: NatLab, server: LocalProsody, folder: Path, extra: str = "",
                log_level: str = "info",
                alice_env: dict[str, str] | None = None) -> tuple[Agent, Agent]:
-    """alice behind NAT a, bob behind NAT b; both auto-accept calls and files."""
+    """alice behind NAT a, bob behind NAT b; both auto-accept calls and files. Each
+    call records what a side heard in ``<user>-heard-<sid>.wav`` (a file per call,
+    so the presence probe's call can never touch the one a test reads)."""
     from scripts.agents import make_ready
 
     agents = []
@@ -231,7 +233,7 @@ def start_pair(lab: NatLab, server: LocalProsody, folder: Path, extra: str = "",
         agent = Agent(server, user, folder, prefix=lab.prefix(side), address=SERVER,
                       tls="optional", log_level=log_level,
                       extra=f'[audio]\ninput = "tone:{tone}"\n'
-                            f'output = "file:{folder}/{user}-heard.wav"\n'
+                            f'output = "file:{folder}/{user}-heard-{{sid}}.wav"\n'
                             '[policy]\nauto_accept_calls = "all"\nauto_accept_files = "all"\n'
                             f'[transfer]\ndownload_dir = "{folder}/{user}-files"\n{extra}',
                       # aioice verifies TURN-over-TLS against the default trust store.

@@ -74,7 +74,7 @@ def test_call_and_file_across(nat_internet, folder, mode, record_property):
             assert s["received_packets"] > 100, (user, s)
         time.sleep(0.5)
         for listener, expected in (("alice", 660), ("bob", 440)):
-            rate, _seconds, samples = dominant_hz(folder / f"{listener}-heard.wav")
+            rate, _seconds, samples = dominant_hz(folder / f"{listener}-heard-{sid}.wav")
             sound = voiced(samples, rate)
             assert len(sound) / rate > 2.0, f"{listener} heard {len(sound) / rate:.1f} s"
             assert abs(peak_frequency(sound, rate) - expected) <= 5, listener
@@ -195,7 +195,7 @@ def test_call_across_lossy_nats(nat_internet, folder, loss, record_property):
             assert s["received_packets"] > 100 and s["lost_packets"] > 0, (user, s)
         time.sleep(0.5)
         for listener, expected in (("alice", 660), ("bob", 440)):
-            rate, _seconds, samples = dominant_hz(folder / f"{listener}-heard.wav")
+            rate, _seconds, samples = dominant_hz(folder / f"{listener}-heard-{sid}.wav")
             sound = voiced(samples, rate)
             assert len(sound) / rate > 2.5, f"{listener} heard {len(sound) / rate:.1f} s"
             assert abs(peak_frequency(sound, rate) - expected) <= 5, listener
