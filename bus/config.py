@@ -28,7 +28,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "bus": frozenset({"endpoint", "heartbeat_interval", "heartbeat_timeout", "spawn"}),
     "audio": frozenset({"input", "output"}),
     "transfer": frozenset({"download_dir", "max_rate", "transports", "shared_dir",
-                           "max_size"}),
+                           "max_size", "idle_timeout"}),
     "policy": frozenset({"auto_accept_calls", "auto_accept_files", "reveal_ip_before_accept",
                          "relay_only", "relay_only_contacts"}),
     "jingle": frozenset({"ring_timeout", "iq_timeout", "message_initiation"}),
@@ -82,6 +82,7 @@ class TransferConfig:
     transports: tuple[str, ...]  # in order of preference: s5b (XEP-0260), ibb (XEP-0261)
     shared_dir: str | None  # files contacts may request (XEP-0234 §5); None: none
     max_size: int  # bytes; larger offers are refused on arrival; 0 = no limit
+    idle_timeout: float = 120.0  # seconds an accepted transfer may move no byte; 0 = never
 
 
 @dataclass(frozen=True)
@@ -378,6 +379,7 @@ def load_config(path: str | os.PathLike[str] | None,
         shared_dir=(os.path.expanduser(shared) if (shared := r.opt_text("transfer", "shared_dir"))
                     else None),
         max_size=r.integer("transfer", "max_size", 0, 0, 1 << 50),
+        idle_timeout=r.number("transfer", "idle_timeout", 120.0, 0.0, 86400.0),
     )
     if not transfer.transports:
         raise ConfigError("transfer.transports: needs at least one of s5b, ibb")

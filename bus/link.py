@@ -22,6 +22,7 @@ import zmq
 import zmq.asyncio
 
 from bus.messages import (
+    MAX_FRAME,
     Goodbye,
     Heartbeat,
     Hello,
@@ -55,6 +56,7 @@ class ProcessLink:
         self._sock.setsockopt(zmq.IDENTITY, process.value.encode())
         self._sock.setsockopt(zmq.LINGER, 200)
         self._sock.setsockopt(zmq.SNDHWM, 100_000)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
         self._sock.connect(endpoint)
         self._interval = heartbeat_interval
         self._timeout = heartbeat_timeout

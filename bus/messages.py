@@ -29,6 +29,12 @@ from typing import Any, ClassVar, Union
 import msgpack
 
 SCHEMA_VERSION = 1
+# Bounds of one bus frame (the largest message is an in-band block of at most
+# 64 KiB, base64-free): ZeroMQ drops a peer that sends more (``MAXMSGSIZE``) and
+# msgpack refuses longer containers before building them.
+MAX_FRAME = 1 << 20
+_UNPACK_LIMITS = {"max_str_len": MAX_FRAME, "max_bin_len": MAX_FRAME,
+                  "max_array_len": 4096, "max_map_len": 64, "max_ext_len": 0}
 
 
 class MessageError(Exception):
@@ -433,6 +439,7 @@ class MediaStatsEvent(Message):
     rtt_ms: float | None = None
     codec: str | None = None
     concealed_frames: int = 0
+    dropped_packets: int = 0  # malformed or unauthenticated datagrams discarded
 
 
 @dataclass(frozen=True)
@@ -613,10 +620,12 @@ class ResetSessions(Message):
 
 @dataclass(frozen=True)
 class WorkerFailed(Message):
-    """A worker could not do what it was asked for one session."""
+    """A worker could not do what it was asked for one session: ``reason`` is the
+    XEP-0166 condition to end it with, ``detail`` what went wrong, for the user."""
 
     sid: str
     reason: str
+    detail: str = ""
 
 
 # --- codec -------------------------------------------------------------------
@@ -634,7 +643,7 @@ def encode(message: Message) -> bytes:
 def decode(frame: bytes) -> Message:
     """The one decoder of the bus: a typed message or :class:`MessageError`."""
     try:
-        raw = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+        raw = msgpack.unpackb(frame, raw=False, strict_map_key=True, **_UNPACK_LIMITS)
     except Exception as exc:
         raise MessageError(f"not msgpack: {exc}") from None
     if not isinstance(raw, dict):

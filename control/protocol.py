@@ -18,6 +18,14 @@ import msgpack
 
 VERSION = 1
 
+# Bounds on what one request may cost (a control endpoint may be reachable by other
+# users or hosts): ZeroMQ drops a connection whose frame exceeds MAX_FRAME before
+# it is read whole; msgpack refuses containers and strings past these lengths
+# before building them, so no request holds the loop for more than microseconds.
+MAX_FRAME = 64 * 1024
+_UNPACK_LIMITS = {"max_str_len": 16 * 1024, "max_bin_len": 16 * 1024,
+                  "max_array_len": 64, "max_map_len": 32, "max_ext_len": 0}
+
 # Error codes (CONTROL.md names the first two; the rest are ours, documented in README).
 UNKNOWN_COMMAND = "unknown-command"
 BAD_REQUEST = "bad-request"
@@ -26,6 +34,7 @@ NOT_FOUND = "not-found"
 UNAVAILABLE = "unavailable"  # the process that must act is down or did not answer in time
 NOT_ALLOWED = "not-allowed"  # e.g. accept on an outgoing call
 INTERNAL_ERROR = "internal-error"
+FAILED = "failed"  # a worker could not do it (e.g. the file cannot be created); says why
 
 
 @dataclass(frozen=True)
@@ -50,12 +59,14 @@ COMMANDS: dict[str, dict[str, Arg]] = {
 
 
 class ControlError(Exception):
-    """A request that gets ``ok: false``; ``code`` is the wire error code."""
+    """A request that gets ``ok: false``; ``code`` is the wire error code, ``req_id``
+    the request's id where one could be read (so the client can match the reply)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, req_id: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.req_id = req_id
 
 
 @dataclass(frozen=True)
@@ -66,20 +77,27 @@ class Request:
 
 
 def parse_request(frame: bytes) -> Request:
-    """Decode and validate one request frame, or raise :class:`ControlError`.
-
-    The id is recovered whenever possible so that even a bad request's reply
-    can be matched by the client (``ControlError`` then carries it in ``args``).
-    """
+    """Decode (once, within bounds) and validate one request frame, or raise
+    :class:`ControlError`, which carries the request's id whenever it could be read."""
+    if len(frame) > MAX_FRAME:
+        raise ControlError(BAD_REQUEST, f"frame of {len(frame)} bytes exceeds {MAX_FRAME}")
     try:
-        raw = msgpack.unpackb(frame, raw=False)
+        raw = msgpack.unpackb(frame, raw=False, **_UNPACK_LIMITS)
     except Exception:
-        raise ControlError(BAD_REQUEST, "frame is not msgpack") from None
+        raise ControlError(BAD_REQUEST, "frame is not msgpack (or exceeds the limits)") from None
     if not isinstance(raw, dict):
         raise ControlError(BAD_REQUEST, "request must be a msgpack map")
     req_id = raw.get("id")
     if not isinstance(req_id, str):
         raise ControlError(BAD_REQUEST, "'id' must be a string")
+    try:
+        return _validate(req_id, raw)
+    except ControlError as exc:
+        exc.req_id = req_id
+        raise
+
+
+def _validate(req_id: str, raw: dict[Any, Any]) -> Request:
     if raw.get("v") != VERSION:
         raise ControlError(BAD_REQUEST, f"unsupported version {raw.get('v')!r}, expected 1")
     cmd = raw.get("cmd")
@@ -87,7 +105,7 @@ def parse_request(frame: bytes) -> Request:
         raise ControlError(BAD_REQUEST, "'cmd' must be a string")
     spec = COMMANDS.get(cmd)
     if spec is None:
-        raise ControlError(UNKNOWN_COMMAND, f"unknown command {cmd!r}")
+        raise ControlError(UNKNOWN_COMMAND, f"unknown command {cmd[:64]!r}")
     args = raw.get("args", {})
     if args is None:
         args = {}
@@ -107,21 +125,10 @@ def parse_request(frame: bytes) -> Request:
         if arg.choices and value not in arg.choices:
             raise ControlError(BAD_REQUEST,
                                f"{cmd}: {name!r} must be one of {', '.join(arg.choices)}")
-    unknown = set(args) - set(spec)
-    if unknown:
-        raise ControlError(BAD_REQUEST, f"{cmd}: unknown argument {sorted(unknown)[0]!r}")
+    for name in args:
+        if name not in spec:
+            raise ControlError(BAD_REQUEST, f"{cmd}: unknown argument {str(name)[:64]!r}")
     return Request(req_id, cmd, args)
-
-
-def request_id_of(frame: bytes) -> str:
-    """The id of a possibly invalid request, or '' (for the error reply)."""
-    try:
-        raw = msgpack.unpackb(frame, raw=False)
-    except Exception:
-        return ""
-    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-        return str(raw["id"])
-    return ""
 
 
 def encode_request(req_id: str, cmd: str, args: Mapping[str, Any]) -> bytes:

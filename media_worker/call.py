@@ -14,8 +14,10 @@ import contextlib
 import logging
 import os
 import secrets
+import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import pylibsrtp
 
@@ -50,6 +52,11 @@ DTLS_TIMEOUT = 15.0  # the whole handshake, retransmissions (1, 2, 4, 8 s) inclu
 WATCH_INTERVAL = 0.5
 SILENCE_RESTART = 3.0  # no packet for this long: the path is dead, restart ICE
 RESTART_SPACING = 10.0  # at most one self-initiated restart per this many seconds
+# RTP over UDP never exceeds a path MTU; anything larger is not ours (RFC 3550 §11).
+MAX_DATAGRAM = 1500
+# What a malformed, forged or replayed datagram raises on its way through the parsers.
+DATAGRAM_ERRORS = (PacketError, pylibsrtp.Error, ValueError, IndexError, struct.error,
+                   OverflowError, DtlsError)
 # Diagnostics: a folder where each call writes its RTP send times (bench/isolation.py).
 TRACE_DIR = os.environ.get("PYJINGLE_MEDIA_TRACE")
 
@@ -80,6 +87,7 @@ class MediaCall:
         self.timestamp = secrets.randbits(32)
         self.sent_packets = 0
         self.sent_octets = 0
+        self.dropped_packets = 0  # datagrams discarded as malformed or unauthenticated
         self.remote_ssrc: int | None = None
         self.reception: ReceptionStats | None = None
         self.jitter = JitterBuffer()
@@ -118,7 +126,7 @@ class MediaCall:
                                     types=tuple(sorted({c.type for c in gathered})))
         await self._send(m.Process.SIGNALLING, m.LocalCandidates(self.sid, tuple(gathered)))
         await self.add_remote(candidates)
-        self._tasks.append(asyncio.create_task(self._connect()))
+        self._spawn(self._connect())
 
     async def start(self, start: m.StartMedia) -> None:
         """The session is accepted: the codec and DTLS role are known, media may flow."""
@@ -136,7 +144,7 @@ class MediaCall:
                 self._eoc.cancel()
             self._eoc = loop.call_later(
                 END_OF_CANDIDATES_AFTER,
-                lambda: self._tasks.append(asyncio.create_task(self.ice.end_of_candidates())))
+                lambda: self._spawn(self.ice.end_of_candidates()))
 
     async def close(self, reason: str) -> None:
         if self._closed:
@@ -157,6 +165,28 @@ class MediaCall:
             with open(path, "w") as fh:
                 fh.write("\n".join(f"{t:.6f}" for t in self._send_times))
         log.info("call %s media closed (%s)", self.sid, reason)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A task of this call; should it fail, the call ends with a reason, an event
+        and a log line instead of going on deaf or mute."""
+        task = asyncio.create_task(coro)
+        self._tasks.append(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._closed:
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        log.error("call %s: %s failed, ending the call", self.sid,
+                  task.get_coro().__qualname__, exc_info=exc)  # type: ignore[union-attr]
+        self._tasks.append(asyncio.create_task(self._fail("failed-application")))
+
+    async def _fail(self, reason: str) -> None:
+        await self._transport_state(m.TransportState.FAILED)
+        await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, reason))
 
     # --- transport --------------------------------------------------------------
 
@@ -190,10 +220,10 @@ class MediaCall:
         await self._path_up(local, remote)
         self.source = open_source(self._audio_in)
         self.sink = open_sink(self._audio_out, self.sid)
-        self._tasks.append(asyncio.create_task(self._clock()))
-        self._tasks.append(asyncio.create_task(self._receive()))
-        self._tasks.append(asyncio.create_task(self._report()))
-        self._tasks.append(asyncio.create_task(self._watch()))
+        self._spawn(self._clock())
+        self._spawn(self._receive())
+        self._spawn(self._report())
+        self._spawn(self._watch())
 
     async def _secure(self, params: m.DtlsParams) -> DtlsSrtp:
         """RFC 5763: the DTLS handshake over the ICE pair, bounded in time; the peer's
@@ -247,8 +277,7 @@ class MediaCall:
         self._answer = asyncio.get_running_loop().create_future()
         if peer is not None:
             self._answer.set_result(peer)
-        self._restart = asyncio.create_task(self._restart_ice())
-        self._tasks.append(self._restart)
+        self._restart = self._spawn(self._restart_ice())
 
     async def _restart_ice(self) -> None:
         assert self._answer is not None
@@ -354,7 +383,6 @@ class MediaCall:
         return SILENCE
 
     async def _receive(self) -> None:
-        assert self.codec is not None and self.reception is not None
         while True:
             try:
                 data = await self.ice.recv()
@@ -367,34 +395,46 @@ class MediaCall:
                     return
                 await asyncio.sleep(0.05)  # a restart is about to begin
                 continue
-            now = time.monotonic()
-            self._last_rx = now
-            if self.srtp is not None:
-                if is_dtls(data):
-                    # A retransmitted flight: the peer lost our last one, answer again.
-                    for datagram in self.srtp.receive(data):
-                        await self.ice.send(datagram)
-                    continue
-                try:
-                    data = self.srtp.unprotect(data, rtcp=is_rtcp(data))
-                except pylibsrtp.Error:
-                    continue  # not authentic (or replayed): dropped, never played
+            if len(data) > MAX_DATAGRAM:
+                self.dropped_packets += 1
+                continue
             try:
-                if is_rtcp(data):
-                    self._on_rtcp(data, now)
-                    continue
-                packet = RtpPacket.decode(data)
-            except PacketError:
-                continue
-            if packet.payload_type != self.codec.payload_type:
-                continue
-            self.remote_ssrc = packet.ssrc
-            extended = self.reception.update(packet.sequence, packet.timestamp, now)
-            if extended is not None:
-                self.jitter.push(extended, packet.payload, now)
-            if not self._flowing:
-                self._flowing = True
-                await self._send(m.Process.SIGNALLING, m.MediaFlowing(self.sid))
+                await self._on_datagram(data, time.monotonic())
+            except DATAGRAM_ERRORS as exc:
+                # Anyone who can reach the port can send anything: count it and go
+                # on; it never ends the call.
+                self.dropped_packets += 1
+                log.debug("call %s: dropped a datagram of %d bytes: %r", self.sid, len(data),
+                          exc)
+
+    async def _on_datagram(self, data: bytes, now: float) -> None:
+        """One datagram from the ICE pair: DTLS, SRTP/SRTCP or plain RTP/RTCP (RFC 7983
+        demultiplexing). Raises one of DATAGRAM_ERRORS when it is not acceptable."""
+        assert self.codec is not None and self.reception is not None
+        if self.srtp is not None:
+            if is_dtls(data):
+                # A retransmitted flight: the peer lost our last one, answer again.
+                for datagram in self.srtp.receive(data):
+                    await self.ice.send(datagram)
+                return
+            # Not authentic, replayed or malformed: dropped, never played.
+            data = self.srtp.unprotect(data, rtcp=is_rtcp(data))
+        if is_rtcp(data):
+            self._last_rx = now
+            self._on_rtcp(data, now)
+            return
+        packet = RtpPacket.decode(data)
+        if packet.payload_type != self.codec.payload_type:
+            self.dropped_packets += 1
+            return
+        self._last_rx = now
+        self.remote_ssrc = packet.ssrc
+        extended = self.reception.update(packet.sequence, packet.timestamp, now)
+        if extended is not None:
+            self.jitter.push(extended, packet.payload, now)
+        if not self._flowing:
+            self._flowing = True
+            await self._send(m.Process.SIGNALLING, m.MediaFlowing(self.sid))
 
     def _on_rtcp(self, data: bytes, now: float) -> None:
         for packet in decode_rtcp(data):
@@ -434,4 +474,4 @@ class MediaCall:
                 time.time(), self.sid, self.sent_packets, self.reception.received,
                 max(0, self.reception.lost), round(self.reception.jitter_ms(), 2),
                 None if self.rtt_ms is None else round(self.rtt_ms, 2),
-                self.codec.name, self.jitter.stats.concealed))
+                self.codec.name, self.jitter.stats.concealed, self.dropped_packets))

@@ -18,6 +18,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+import slixmpp
+from slixmpp.jid import InvalidJID
+
 from bus import messages as m
 from bus.config import AgentConfig
 from bus.link import ProcessLink
@@ -133,6 +136,11 @@ class Signalling:
         elif isinstance(message, m.IceRestarted):
             self.calls.restarted(message)
         elif isinstance(message, WORKER_REPORTS):
+            if isinstance(message, m.WorkerFailed):
+                # A command waiting on this session's worker (accept) gets the reason
+                # now, not "unavailable" when its wait runs out.
+                self._fail_waiting(message.sid, CommandError(
+                    cp.FAILED, message.detail or f"{source} worker: {message.reason}"))
             session = self.manager.get(message.sid)
             if session is not None:
                 self._worker_report(source, session, message)
@@ -146,7 +154,7 @@ class Signalling:
                 reason = Reason(message.reason)
             except ValueError:
                 reason = Reason.FAILED_APPLICATION
-            self.end(session, reason, f"{source} worker: {message.reason}")
+            self.end(session, reason, message.detail or f"{source} worker: {message.reason}")
         elif isinstance(message, m.MediaFlowing):
             session.media_flowing(time.monotonic())
             self.flush()
@@ -382,6 +390,8 @@ class Signalling:
         self.post(m.Process.SUPERVISOR, reply)
 
     async def _execute(self, command: m.Command) -> str | None:
+        if isinstance(command, m.Call | m.SendFile | m.RequestFile):
+            _check_jid("to", command.to)
         if isinstance(command, m.Call):
             return await self._call(command.to)
         if isinstance(command, m.SendFile):
@@ -571,6 +581,13 @@ class Signalling:
                                                   f"{change.worker} worker exited"))
             self._waiting.pop(key, None)
 
+    def _fail_waiting(self, sid: str, error: CommandError) -> None:
+        for key, future in list(self._waiting.items()):
+            if key[1] == sid:
+                self._waiting.pop(key, None)
+                if not future.done():
+                    future.set_exception(error)
+
     async def ask(self, worker: m.Process, message: m.Message,
                    answer: type[m.Message], sid: str) -> m.Message:
         future: asyncio.Future[m.Message] = asyncio.get_running_loop().create_future()
@@ -612,6 +629,19 @@ class Signalling:
         """Send on the bus, in order with everything else this process posts."""
         if self.link is not None:
             self.link.post(process, message)
+
+
+def _check_jid(argument: str, value: str) -> str:
+    """RFC 7622 validation (slixmpp's), as a bad request naming the argument."""
+    try:
+        jid = slixmpp.JID(value)
+    except InvalidJID as exc:
+        raise CommandError(cp.BAD_REQUEST, f"{argument}: {value[:100]!r} is not a valid JID "
+                           f"({exc})") from None
+    if not jid.user or not jid.domain:
+        raise CommandError(cp.BAD_REQUEST,
+                           f"{argument}: {value[:100]!r} is not a JID like user@example.com")
+    return str(jid)
 
 
 def _hangup_reason(command: m.Hangup) -> Reason:

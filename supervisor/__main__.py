@@ -11,6 +11,7 @@ import zmq
 from bus.config import ConfigError, load_config
 from bus.process import run_main, setup_logging
 from supervisor.agent import Supervisor
+from supervisor.lock import AgentLock, AlreadyRunning, lock_path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,6 +22,15 @@ def main(argv: list[str] | None = None) -> None:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"pyjingle: config error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    lock = AgentLock(lock_path(config))
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        print(f"pyjingle: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as exc:
+        print(f"pyjingle: cannot take the agent lock {lock.path}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     setup_logging(config, "supervisor")
 

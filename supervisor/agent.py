@@ -32,6 +32,7 @@ from supervisor.children import Child, kill, next_backoff, spawn
 log = logging.getLogger(__name__)
 
 FORWARD_TIMEOUT = 4.0
+CONTROL_MAX_MSGSIZE = 1 << 20
 SHUTDOWN_GRACE = 3.0
 WORKERS = (m.Process.SIGNALLING, m.Process.MEDIA, m.Process.TRANSFER)
 
@@ -58,9 +59,13 @@ class Supervisor:
         self.hub.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.hub.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.hub.setsockopt(zmq.LINGER, 0)
+        self.hub.setsockopt(zmq.MAXMSGSIZE, m.MAX_FRAME)
         self.hub.bind(self.config.bus.endpoint)
         self.commands = self.ctx.socket(zmq.ROUTER)
         self.commands.setsockopt(zmq.LINGER, 0)
+        # Larger frames drop the sender's connection unread; up to this, they get
+        # a bad-request reply without being decoded.
+        self.commands.setsockopt(zmq.MAXMSGSIZE, CONTROL_MAX_MSGSIZE)
         self.commands.bind(self.config.control.commands)
         self.events = self.ctx.socket(zmq.PUB)
         self.events.setsockopt(zmq.LINGER, 0)
@@ -276,7 +281,8 @@ class Supervisor:
                 "received_packets": message.received_packets,
                 "lost_packets": message.lost_packets, "jitter_ms": message.jitter_ms,
                 "rtt_ms": message.rtt_ms, "codec": message.codec,
-                "concealed_frames": message.concealed_frames}, message.ts)
+                "concealed_frames": message.concealed_frames,
+                "dropped_packets": message.dropped_packets}, message.ts)
         elif isinstance(message, m.TransferProgressEvent):
             self._publish("transfer.progress", {"sid": message.sid, "bytes": message.bytes,
                                                 "size": message.size}, message.ts)
@@ -306,13 +312,14 @@ class Supervisor:
             self._bg.spawn(self._answer(frames[:-1], frames[-1]))
 
     async def _answer(self, envelope: list[bytes], payload: bytes) -> None:
-        req_id = cp.request_id_of(payload)
+        req_id = ""
         try:
             request = cp.parse_request(payload)
+            req_id = request.id
             result = await self._execute(request)
             reply = cp.encode_ok(request.id, result)
         except cp.ControlError as exc:
-            reply = cp.encode_error(req_id, exc.code, exc.message)
+            reply = cp.encode_error(exc.req_id or req_id, exc.code, exc.message)
         except Exception as exc:  # the agent keeps serving whatever happened
             log.exception("control request failed")
             reply = cp.encode_error(req_id, cp.INTERNAL_ERROR, str(exc))

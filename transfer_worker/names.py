@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from pathlib import Path
+from typing import BinaryIO
 
 MAX_NAME_BYTES = 200  # leaves room for " (n)" and ".part" under NAME_MAX 255
 PARTIAL_SUFFIX = ".part"
@@ -53,7 +54,8 @@ def _truncate(name: str) -> str:
 
 def unique_path(directory: Path, name: str) -> Path:
     """``directory/name``, or ``name (2)``, ``name (3)``... so nothing is overwritten
-    (also not another transfer's partial file)."""
+    (also not another transfer's partial file). An entry of any kind counts as taken,
+    a dangling symbolic link too (``lexists``: links are never followed)."""
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem:
         stem, ext = name, ""
@@ -61,10 +63,49 @@ def unique_path(directory: Path, name: str) -> Path:
         ext = f".{ext}"
     candidate = directory / name
     n = 1
-    while candidate.exists() or candidate.with_name(candidate.name + PARTIAL_SUFFIX).exists():
+    while os.path.lexists(candidate) or os.path.lexists(
+            candidate.with_name(candidate.name + PARTIAL_SUFFIX)):
         n += 1
         candidate = directory / f"{stem} ({n}){ext}"
     return candidate
+
+
+def claim_partial(directory: Path, name: str) -> tuple[Path, Path]:
+    """A final path and its ``.part`` file, created here and now with ``O_EXCL`` and
+    ``O_NOFOLLOW``: whatever already stands at a name (a file, a planted link, another
+    transfer's claim) keeps it, and we take the next free one."""
+    for _ in range(1000):
+        final = unique_path(directory, name)
+        partial = final.with_name(final.name + PARTIAL_SUFFIX)
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            continue  # taken between the look and the claim
+        os.close(fd)
+        return final, partial
+    raise FileExistsError(f"no free name for {name!r} in {directory}")
+
+
+def open_partial(path: Path) -> BinaryIO:
+    """Open our own partial file for writing, never through a symbolic link."""
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    return os.fdopen(fd, "r+b")
+
+
+def commit_name(partial: Path, final: Path) -> Path:
+    """Give the finished ``partial`` its final name without replacing anything that
+    stands there now: ``link`` fails where ``rename`` would overwrite, so a name
+    taken meanwhile (or a planted link) moves the file to ``name (2)``..."""
+    for _ in range(1000):
+        try:
+            os.link(partial, final, follow_symlinks=False)
+        except FileExistsError:
+            final = unique_path(final.parent, final.name)
+            continue
+        os.unlink(partial)
+        return final
+    raise FileExistsError(f"no free name for {final.name!r} in {final.parent}")
 
 
 def inside(directory: Path, path: Path) -> bool:

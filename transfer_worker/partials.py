@@ -43,7 +43,7 @@ def find(folder: Path, offer: Offer) -> tuple[Path, int] | None:
     """A partial file of this very offer, and how many bytes it already has."""
     for partial, entry in _load(folder).items():
         path = folder / partial
-        if entry == asdict(offer) and path.is_file():
+        if entry == asdict(offer) and not path.is_symlink() and path.is_file():
             have = path.stat().st_size
             if 0 < have < offer.size:
                 return path, have

@@ -23,7 +23,14 @@ import aioice.ice
 
 from bus import messages as m
 from transfer_worker import partials
-from transfer_worker.names import PARTIAL_SUFFIX, inside, sanitize, unique_path
+from transfer_worker.names import (
+    PARTIAL_SUFFIX,
+    claim_partial,
+    commit_name,
+    inside,
+    open_partial,
+    sanitize,
+)
 from transfer_worker.socks5 import Socks5Client, Socks5Error, Socks5Server
 
 log = logging.getLogger(__name__)
@@ -55,7 +62,8 @@ class Transfer:
             # A request (XEP-0234 §5): only a plain file inside the shared folder.
             folder = Path(prepare.path)
             self.path = folder / sanitize(prepare.name)
-            if not self.path.is_file() or not inside(folder, self.path):
+            if (self.path.is_symlink() or not self.path.is_file()
+                    or not inside(folder, self.path)):
                 raise FileNotFoundError(f"{prepare.name!r} is not shared")
             self.size = self.path.stat().st_size
             self.partial = self.path
@@ -72,9 +80,7 @@ class Transfer:
                 self.partial, self.offset = found
                 self.path = self.partial.with_name(self.partial.name[:-len(PARTIAL_SUFFIX)])
             else:
-                self.path = unique_path(folder, sanitize(prepare.name))
-                self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
-                self.partial.touch(exist_ok=False)  # claim the name now
+                self.path, self.partial = claim_partial(folder, sanitize(prepare.name))
                 partials.remember(folder, self.partial, offer)
         self.incoming: Connection | None = None
         self.outgoing: Connection | None = None
@@ -89,6 +95,22 @@ class Transfer:
         self.sha256: str | None = None  # of the whole file, once all bytes are through
         self._expected_seq = 0
         self._last_progress = 0.0
+        # Idle clock (transfer.idle_timeout): runs once the transfer is accepted (the
+        # receiver prepares on accept; the sender learns it when asked to connect).
+        self._armed_at: float | None = None if self.sending else time.monotonic()
+        self._seen = -1
+
+    def arm_idle(self, now: float) -> None:
+        if self._armed_at is None:
+            self._armed_at = now
+
+    def idle_for(self, now: float) -> float:
+        """Seconds since the last byte moved (0 before accept and once all are through)."""
+        if self._armed_at is None or self.closed or (self.size and self.transferred >= self.size):
+            return 0.0
+        if self.transferred != self._seen:
+            self._seen, self._armed_at = self.transferred, now
+        return now - self._armed_at
 
     # --- candidates ---------------------------------------------------------------
 
@@ -184,20 +206,13 @@ class Transfer:
                 writer.close()
         await self._send(m.Process.SIGNALLING, m.TransferDone(self.sid, self.size, digest))
 
-    def _hash_prefix(self, path: Path, length: int) -> hashlib._Hash:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            remaining = length
-            while remaining > 0:
-                chunk = fh.read(min(CHUNK, remaining))
-                if not chunk:
-                    break
-                digest.update(chunk)
-                remaining -= len(chunk)
-        return digest
+    async def _hash_prefix(self, path: Path, length: int) -> hashlib._Hash:
+        """SHA-256 of the first ``length`` bytes (a resumed transfer's), in a thread:
+        hashlib releases the GIL, so the worker's loop keeps answering meanwhile."""
+        return await asyncio.to_thread(_digest_file, hashlib.sha256(), path, length)
 
     async def _send_file(self, writer: asyncio.StreamWriter) -> str:
-        digest = self._hash_prefix(self.path, self.offset)
+        digest = await self._hash_prefix(self.path, self.offset)
         self.transferred = self.offset
         last = 0.0
         with open(self.path, "rb") as fh:
@@ -218,10 +233,10 @@ class Transfer:
         return digest.hexdigest()
 
     async def _receive_file(self, reader: asyncio.StreamReader) -> str:
-        digest = self._hash_prefix(self.partial, self.offset)
+        digest = await self._hash_prefix(self.partial, self.offset)
         self.transferred = self.offset
         last = 0.0
-        with open(self.partial, "r+b") as fh:
+        with open_partial(self.partial) as fh:
             fh.seek(self.offset)
             fh.truncate()
             while self.transferred < self.size:
@@ -245,7 +260,7 @@ class Transfer:
 
     # --- in-band (XEP-0261): blocks through signalling -------------------------------
 
-    def use_ibb(self, block_size: int, offset: int, size: int = 0) -> None:
+    async def use_ibb(self, block_size: int, offset: int, size: int = 0) -> None:
         if size and not self.sending:
             self.size = size
         if self.sending:
@@ -253,9 +268,9 @@ class Transfer:
             self._window = asyncio.Semaphore(IBB_WINDOW)
             self._task = asyncio.create_task(self._ibb_send(block_size))
         else:
-            self._digest = self._hash_prefix(self.partial, self.offset)
+            self._digest = await self._hash_prefix(self.partial, self.offset)
             self.transferred = self.offset
-            self._file = open(self.partial, "r+b")  # noqa: SIM115 (closed at the end)
+            self._file = open_partial(self.partial)
             self._file.seek(self.offset)
             self._file.truncate()
             self._expected_seq = 0
@@ -264,7 +279,7 @@ class Transfer:
     async def _ibb_send(self, block_size: int) -> None:
         """At most IBB_WINDOW unacknowledged blocks: a slow receiver slows us, and
         neither side ever holds more than the window in memory."""
-        digest = self._hash_prefix(self.path, self.offset)
+        digest = await self._hash_prefix(self.path, self.offset)
         self.transferred = self.offset
         last, seq = 0.0, 0
         try:
@@ -313,9 +328,11 @@ class Transfer:
 
     # --- end ----------------------------------------------------------------------------
 
-    def verify(self, algo: str | None, expected: str | None, streamed_sha256: str) -> bool:
+    async def verify(self, algo: str | None, expected: str | None,
+                     streamed_sha256: str) -> bool:
         """Does the partial file match the peer's XEP-0300 hash? SHA-256 was computed
-        while the bytes arrived; another algorithm means reading the file once more."""
+        while the bytes arrived; another algorithm means reading the file once more,
+        in a thread (sha3 runs below 1 GB/s: seconds the loop must not wait)."""
         if algo is None or expected is None:
             return False
         if algo == "sha-256":
@@ -327,9 +344,7 @@ class Transfer:
             digest = hashlib.blake2b(digest_size=32)
         else:
             return False
-        with open(self.partial, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                digest.update(chunk)
+        digest = await asyncio.to_thread(_digest_file, digest, self.partial, None)
         return bool(digest.hexdigest() == expected)
 
     def commit(self, keep: bool) -> Path | None:
@@ -341,12 +356,8 @@ class Transfer:
             with contextlib.suppress(FileNotFoundError):
                 self.partial.unlink()
             return None
-        final = self.path
-        if final.exists():
-            final = unique_path(final.parent, final.name)
-        os.replace(self.partial, final)
-        self.path = final
-        return final
+        self.path = commit_name(self.partial, self.path)
+        return self.path
 
     async def close(self) -> None:
         if self.closed:
@@ -364,3 +375,19 @@ class Transfer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+def _digest_file(digest: Any, path: Path, length: int | None) -> Any:
+    """Feed ``digest`` the first ``length`` bytes of ``path`` (all when None); runs in
+    a thread. Never follows a symbolic link."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        remaining = length
+        while remaining is None or remaining > 0:
+            chunk = fh.read(CHUNK if remaining is None else min(CHUNK, remaining))
+            if not chunk:
+                break
+            digest.update(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+    return digest

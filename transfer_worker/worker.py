@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from bus import messages as m
 from bus.config import AgentConfig
@@ -30,6 +31,23 @@ class TransferWorker:
 
     async def start(self, link: ProcessLink) -> None:
         self.link = link
+        if self.config is not None and self.config.transfer.idle_timeout:
+            self._bg.spawn(self._watch_idle(self.config.transfer.idle_timeout))
+
+    async def _watch_idle(self, limit: float) -> None:
+        """An accepted transfer that moves no byte for ``limit`` seconds ends (XEP-0166
+        ``timeout``): a peer that accepts and goes quiet holds nothing of ours for ever."""
+        while True:
+            await asyncio.sleep(min(1.0, limit / 4))
+            now = time.monotonic()
+            for sid, transfer in list(self.transfers.items()):
+                if transfer.idle_for(now) > limit:
+                    log.warning("transfer %s: no data for %.0f s, ending it", sid, limit)
+                    transfer.arm_idle(now)
+                    self.transfers.pop(sid, None)
+                    await transfer.close()
+                    await self._send(m.Process.SIGNALLING, m.WorkerFailed(
+                        sid, "timeout", f"no data for {limit:.0f} s"))
 
     async def _send(self, process: m.Process, message: m.Message) -> None:
         if self.link is not None:
@@ -41,6 +59,7 @@ class TransferWorker:
         elif isinstance(message, m.ConnectCandidates):
             transfer = self.transfers.get(message.sid)
             if transfer is not None:
+                transfer.arm_idle(time.monotonic())
                 self._bg.spawn(self._connect(source, transfer, message))
         elif isinstance(message, m.UseConnection):
             transfer = self.transfers.get(message.sid)
@@ -54,7 +73,8 @@ class TransferWorker:
         elif isinstance(message, m.UseIbb):
             transfer = self.transfers.get(message.sid)
             if transfer is not None:
-                transfer.use_ibb(message.block_size, message.offset, message.size)
+                transfer.arm_idle(time.monotonic())
+                await transfer.use_ibb(message.block_size, message.offset, message.size)
         elif isinstance(message, m.IbbAck):
             transfer = self.transfers.get(message.sid)
             if transfer is not None and transfer.sending:
@@ -67,8 +87,8 @@ class TransferWorker:
             transfer = self.transfers.get(message.sid)
             path, verified = None, False
             if transfer is not None:
-                verified = transfer.verify(message.algo, message.expected,
-                                           transfer.sha256 or "")
+                verified = await transfer.verify(message.algo, message.expected,
+                                                 transfer.sha256 or "")
                 # Unverifiable (the peer gave no hash we know) is kept; a mismatch is not.
                 path = transfer.commit(keep=verified or message.algo is None)
             await self._send(source, m.FileCommitted(message.sid, str(path) if path else None,
@@ -93,7 +113,8 @@ class TransferWorker:
             return
         except OSError as exc:
             log.warning("transfer %s cannot start: %s", message.sid, exc)
-            await self._send(source, m.WorkerFailed(message.sid, "failed-application"))
+            await self._send(source, m.WorkerFailed(message.sid, "failed-application",
+                                                    f"cannot start the transfer: {exc}"))
             return
         self.transfers[message.sid] = transfer
         shared = message.sending and message.name is not None
