@@ -18,6 +18,8 @@ from typing import Any
 ENV_PREFIX = "PYJINGLE_"
 ACCEPT_POLICIES = ("none", "roster", "all")
 REVEAL_POLICIES = ("never", "roster", "always")
+FROM_POLICIES = ("anyone", "contacts")
+APPROVE_POLICIES = ("none", "all")
 TLS_MODES = ("required", "optional", "off")
 ENCRYPTION_MODES = ("required", "optional", "off")
 
@@ -28,9 +30,10 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "bus": frozenset({"endpoint", "heartbeat_interval", "heartbeat_timeout", "spawn"}),
     "audio": frozenset({"input", "output"}),
     "transfer": frozenset({"download_dir", "max_rate", "transports", "shared_dir",
-                           "max_size", "idle_timeout"}),
+                           "max_size", "idle_timeout", "hash"}),
     "policy": frozenset({"auto_accept_calls", "auto_accept_files", "reveal_ip_before_accept",
-                         "relay_only", "relay_only_contacts"}),
+                         "relay_only", "relay_only_contacts", "calls_from", "files_from"}),
+    "contacts": frozenset({"approve"}),
     "jingle": frozenset({"ring_timeout", "iq_timeout", "message_initiation"}),
     "ice": frozenset({"connect_timeout", "stun_server", "turn_server", "turn_username",
                       "turn_password", "turn_transport", "turns_server"}),
@@ -83,6 +86,7 @@ class TransferConfig:
     shared_dir: str | None  # files contacts may request (XEP-0234 §5); None: none
     max_size: int  # bytes; larger offers are refused on arrival; 0 = no limit
     idle_timeout: float = 120.0  # seconds an accepted transfer may move no byte; 0 = never
+    hash: str = "sha-256"  # the XEP-0300 algorithm a sender announces in its checksum
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,12 @@ class PolicyConfig:
     reveal_ip_before_accept: str
     relay_only: bool
     relay_only_contacts: tuple[str, ...]  # bare JIDs to hide our addresses from
+    calls_from: str = "anyone"  # or "contacts": a stranger's call is refused unseen
+    files_from: str = "anyone"  # the same for file offers and requests
+
+    def accepts_from(self, policy: str, peer_in_roster: bool) -> bool:
+        """``calls_from``/``files_from``: may this peer reach the user at all?"""
+        return policy == "anyone" or peer_in_roster
 
     def auto_accepts(self, policy: str, peer_in_roster: bool) -> bool:
         """Whether ``policy`` (``auto_accept_calls`` or ``_files``) accepts this peer."""
@@ -106,6 +116,14 @@ class PolicyConfig:
     def relay_only_for(self, peer: str) -> bool:
         """Relay-only for this peer (full or bare JID)?"""
         return self.relay_only or peer.split("/", 1)[0] in self.relay_only_contacts
+
+
+@dataclass(frozen=True)
+class ContactsConfig:
+    """``approve``: ``none`` (default: every subscription request waits for the user)
+    or ``all`` (approve and subscribe back automatically)."""
+
+    approve: str = "none"
 
 
 @dataclass(frozen=True)
@@ -151,6 +169,7 @@ class AgentConfig:
     log_level: str
     source: str
     media: MediaConfig = MediaConfig()
+    contacts: ContactsConfig = ContactsConfig()
 
     @property
     def bare_jid(self) -> str:
@@ -380,6 +399,8 @@ def load_config(path: str | os.PathLike[str] | None,
                     else None),
         max_size=r.integer("transfer", "max_size", 0, 0, 1 << 50),
         idle_timeout=r.number("transfer", "idle_timeout", 120.0, 0.0, 86400.0),
+        hash=r.text("transfer", "hash", "sha-256",
+                    choices=("sha-256", "sha3-256", "blake2b-256")),
     )
     if not transfer.transports:
         raise ConfigError("transfer.transports: needs at least one of s5b, ibb")
@@ -391,6 +412,8 @@ def load_config(path: str | os.PathLike[str] | None,
         ),
         relay_only=r.flag("policy", "relay_only", False),
         relay_only_contacts=r.jids("policy", "relay_only_contacts"),
+        calls_from=r.text("policy", "calls_from", "anyone", choices=FROM_POLICIES),
+        files_from=r.text("policy", "files_from", "anyone", choices=FROM_POLICIES),
     )
     jingle = JingleConfig(
         ring_timeout=r.number("jingle", "ring_timeout", 60.0, 1.0, 3600.0),
@@ -414,4 +437,6 @@ def load_config(path: str | os.PathLike[str] | None,
                        transfer=transfer, policy=policy, jingle=jingle, ice=ice,
                        log_level=log_level, source=source,
                        media=MediaConfig(encryption=r.text("media", "encryption", "required",
-                                                           choices=ENCRYPTION_MODES)))
+                                                           choices=ENCRYPTION_MODES)),
+                       contacts=ContactsConfig(approve=r.text("contacts", "approve", "none",
+                                                              choices=APPROVE_POLICIES)))

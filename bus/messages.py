@@ -202,10 +202,38 @@ class Mute(Command):
     muted: bool
 
 
+class ContactAction(enum.StrEnum):
+    """What the user decides about a contact (RFC 6121 §3, §2.5)."""
+
+    APPROVE = "approve"  # approve their pending request (and ask for theirs)
+    DENY = "deny"  # refuse their pending request
+    ADD = "add"  # ask them for a subscription
+    REMOVE = "remove"  # remove them from the roster
+
+
+@dataclass(frozen=True)
+class ListContacts(Command):
+    """The roster with subscription states and pending requests."""
+
+
+@dataclass(frozen=True)
+class ChangeContact(Command):
+    action: ContactAction
+    jid: str
+
+
+@dataclass(frozen=True)
+class ContactInfo:
+    jid: str  # bare
+    subscription: str  # RFC 6121: none, to, from, both
+    pending: bool  # their subscription request awaits the user
+
+
 @dataclass(frozen=True)
 class CommandSucceeded(Message):
     request_id: str
     sid: str | None = None
+    contacts: tuple[ContactInfo, ...] | None = None  # the answer to ListContacts
 
 
 @dataclass(frozen=True)
@@ -216,6 +244,23 @@ class CommandFailed(Message):
 
 
 # --- events published on the control socket ---------------------------------
+
+
+@dataclass(frozen=True)
+class ContactRequestEvent(Message):
+    """``contact.request``: someone asks for our presence; the user decides."""
+
+    ts: float
+    jid: str
+
+
+@dataclass(frozen=True)
+class ContactStateEvent(Message):
+    """``contact.state``: a subscription changed (RFC 6121 states)."""
+
+    ts: float
+    jid: str
+    subscription: str
 
 
 @dataclass(frozen=True)
@@ -475,6 +520,7 @@ class PrepareTransfer(Message):
     peer: str = ""  # receiving: the sender's bare JID, to find a partial to resume
     date: str | None = None  # receiving: the offered file's date, idem
     max_rate: int = 0  # sending: bytes per second, 0 = as fast as possible
+    algo: str = "sha-256"  # sending: the XEP-0300 algorithm announced to the peer
 
 
 @dataclass(frozen=True)
@@ -550,11 +596,14 @@ class IbbAck(Message):
 
 @dataclass(frozen=True)
 class TransferDone(Message):
-    """All bytes sent or received; the SHA-256 of the whole file, hex."""
+    """All bytes sent or received; the SHA-256 of the whole file, hex, and for a sender
+    that announces another algorithm (``transfer.hash``) its digest too."""
 
     sid: str
     size: int
     sha256: str
+    algo: str = "sha-256"
+    digest: str = ""
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("mute", help="mute (or --off: unmute) a call")
     m.add_argument("sid")
     m.add_argument("--off", action="store_true")
+    sub.add_parser("contacts", help="the roster: subscriptions and pending requests")
+    for verb, text in (("approve", "approve a pending subscription request (and ask theirs)"),
+                       ("deny", "refuse a pending subscription request"),
+                       ("add", "ask a contact for a subscription"),
+                       ("remove", "remove a contact")):
+        sub.add_parser(verb, help=text).add_argument("jid")
     e = sub.add_parser("events", help="print events as JSON lines")
     e.add_argument("--no-follow", action="store_true", help="stop after 1 s without events")
     e.add_argument("--topic", action="append", default=[], help="only these event names")
@@ -158,6 +164,10 @@ def _run(client: ControlClient, args: argparse.Namespace, events: str) -> int:
         client.hangup(args.sid, args.reason)
     elif cmd == "mute":
         client.mute(args.sid, not args.off)
+    elif cmd == "contacts":
+        _print(client.contacts())
+    elif cmd in ("approve", "deny", "add", "remove"):
+        client.request(cmd, {"jid": args.jid})
     elif cmd == "events":
         topics = tuple(args.topic) or ("",)
         for event in client.events(topics, timeout=1.0 if args.no_follow else None):

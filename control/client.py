@@ -107,6 +107,22 @@ class ControlClient:
     def mute(self, sid: str, muted: bool = True) -> None:
         self.request("mute", {"sid": sid, "muted": muted})
 
+    def contacts(self) -> list[dict[str, Any]]:
+        """The roster: ``{jid, subscription, pending}`` each (RFC 6121 states)."""
+        return list(self.request("contacts")["contacts"])
+
+    def approve(self, jid: str) -> None:
+        self.request("approve", {"jid": jid})
+
+    def deny(self, jid: str) -> None:
+        self.request("deny", {"jid": jid})
+
+    def add_contact(self, jid: str) -> None:
+        self.request("add", {"jid": jid})
+
+    def remove_contact(self, jid: str) -> None:
+        self.request("remove", {"jid": jid})
+
     def events(self, topics: tuple[str, ...] = ("",),
                timeout: float | None = None) -> Iterator[dict[str, Any]]:
         """Events as dicts; stops after ``timeout`` seconds without one (None: never)."""

@@ -17,7 +17,8 @@ from control.client import ControlClient, ControlFailed, EventWatcher
 from scripts.local_prosody import LocalProsody, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
-USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "dave": "dave-pw"}
+USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "dave": "dave-pw",
+         "eve": "eve-pw"}  # eve is a stranger to everyone (local_prosody.STRANGERS)
 
 
 class Agent:

@@ -85,6 +85,11 @@ def ensure_installed() -> None:
         raise SystemExit("prosody is not installed: run scripts/setup.sh (apt-get install prosody)")
 
 
+# Accounts registered like the others but outside the shared roster: strangers to
+# everyone (no subscription), for the tests of what a non-contact can do.
+STRANGERS = frozenset({"eve"})
+
+
 @dataclass
 class LocalProsody:
     data: Path
@@ -131,7 +136,7 @@ class LocalProsody:
                   + (f"turn_external_tls_port = {self.turn_tls_port}\n"
                      if self.turn_tls_port else "")) if self.turn else "",
             tls_on='"tls";' if self.tls else ""))
-        members = "\n".join(f"{user}@{self.domain}" for user in users)
+        members = "\n".join(f"{user}@{self.domain}" for user in users if user not in STRANGERS)
         (self.data / "groups.txt").write_text(f"[pyjingle]\n{members}\n")
         for user, password in users.items():
             subprocess.run(["prosodyctl", "--config", str(self.config_file), "register",

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 CALL_FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP)
 SUPPORTED_CODECS = (rtp.OPUS, rtp.PCMU)
+MAX_REMOTE_CANDIDATES = 64  # trickled candidates per call forwarded to the media worker
 
 
 class Host(Protocol):
@@ -67,6 +68,7 @@ class CallSessions:
         self.ice: dict[str, tuple[str, str]] = {}  # sid -> our ufrag/pwd
         self.dtls: dict[str, DtlsNegotiation] = {}  # sid -> XEP-0320 negotiation
         self.remote_ice: dict[str, tuple[str, str]] = {}  # sid -> the peer's ufrag/pwd
+        self._remote_count: dict[str, int] = {}  # sid -> trickled candidates forwarded
         self._preparing: dict[str, asyncio.Task[m.Message]] = {}
         self.servers: extdisco.IceServers | None = None
         self._refresh: asyncio.TimerHandle | None = None
@@ -306,10 +308,19 @@ class CallSessions:
             candidate_to_bus(c) for content in contents
             if isinstance(content.transport, ice_udp.IceUdpTransport)
             for c in content.transport.candidates)
+        # Trickled candidates add up: past the cap a peer only makes the media worker
+        # send connectivity checks for it (an amplifier), so the rest are dropped.
+        room = MAX_REMOTE_CANDIDATES - self._remote_count.get(sid, 0)
+        if len(candidates) > room:
+            log.warning("session %s: peer sent over %d candidates, ignoring %d", sid,
+                        MAX_REMOTE_CANDIDATES, len(candidates) - max(0, room))
+            candidates = candidates[:max(0, room)]
         if candidates:
+            self._remote_count[sid] = self._remote_count.get(sid, 0) + len(candidates)
             self.host.post(m.Process.MEDIA, m.RemoteCandidates(sid, candidates))
 
     def ended(self, sid: str) -> None:
+        self._remote_count.pop(sid, None)
         self.ice.pop(sid, None)
         self.dtls.pop(sid, None)
         self.remote_ice.pop(sid, None)

@@ -140,7 +140,8 @@ class FileSessions:
         answer = await self.host.ask(
             m.Process.TRANSFER,
             m.PrepareTransfer(session.sid, True, path, size, expected,
-                              max_rate=self.host.config.transfer.max_rate),
+                              max_rate=self.host.config.transfer.max_rate,
+                              algo=self.host.config.transfer.hash),
             m.TransferPrepared, session.sid)
         assert isinstance(answer, m.TransferPrepared)
         shown = name or os.path.basename(path)
@@ -234,7 +235,11 @@ class FileSessions:
             return
         size = desc.file.size or 0
         if content.senders is not Senders.RESPONDER:
-            refusal = self._too_big(size, self.host.config.transfer.download_dir)
+            try:
+                refusal = self._too_big(size, self.host.config.transfer.download_dir)
+            except CommandError as exc:  # the user may still accept it into another folder
+                log.warning("transfer %s: %s", session.sid, exc)
+                refusal = None
             if refusal:
                 self.host.end(session, Reason.DECLINE, refusal)
                 return
@@ -288,8 +293,12 @@ class FileSessions:
         if limit and size > limit:
             return f"{size} bytes offered, transfer.max_size is {limit}"
         folder = os.path.expanduser(folder)
-        os.makedirs(folder, exist_ok=True)
-        free = shutil.disk_usage(folder).free
+        try:
+            os.makedirs(folder, exist_ok=True)
+            free = shutil.disk_usage(folder).free
+        except OSError as exc:
+            raise CommandError(cp.FAILED, f"cannot save in {folder}: {exc.strerror or exc}") \
+                from None
         if size > free:
             return f"{size} bytes offered, {free} free in {folder}"
         return None
@@ -303,7 +312,8 @@ class FileSessions:
             answer = await self.host.ask(
                 m.Process.TRANSFER,
                 m.PrepareTransfer(session.sid, True, shared, 0, expected, name=state.name,
-                                  max_rate=self.host.config.transfer.max_rate),
+                                  max_rate=self.host.config.transfer.max_rate,
+                                  algo=self.host.config.transfer.hash),
                 m.TransferPrepared, session.sid)
         if not isinstance(answer, m.TransferPrepared) or not answer.found or not answer.path:
             self.host.end(session, Reason.CANCEL, "no such shared file")
@@ -568,7 +578,8 @@ class FileSessions:
 
     # --- the end (XEP-0234 §7) --------------------------------------------------------
 
-    def transfer_done(self, session: Session, sha256: str) -> None:
+    def transfer_done(self, session: Session, done: m.TransferDone) -> None:
+        sha256 = done.sha256
         state = self.files.get(session.sid)
         if state is None:
             return
@@ -577,9 +588,10 @@ class FileSessions:
             if state.ibb is not None:
                 self.host.send_request(session.peer, ibb.build(ibb.IbbClose(state.ibb.sid)),
                                        lambda _error: None)
+            announced = (done.algo, done.digest) if done.digest else ("sha-256", sha256)
             checksum = ft.Checksum(state.content.creator.value, state.content.name,
-                                   ft.FileInfo(hashes=(ft.Hash("sha-256",
-                                                               bytes.fromhex(sha256)),)))
+                                   ft.FileInfo(hashes=(ft.Hash(announced[0],
+                                                               bytes.fromhex(announced[1])),)))
             try:
                 session.send_info(checksum, time.monotonic())
             except UsageError:

@@ -14,6 +14,7 @@ import os
 import secrets
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from bus.link import ProcessLink
 from bus.net import host_addresses
 from bus.tasks import TaskSet
 from control import protocol as cp
+from signalling.admission import Admission
 from signalling.call_sessions import CALL_FEATURES, CallSessions
 from signalling.contacts import OnlineResource, choose_resource
 from signalling.errors import CommandError
@@ -95,7 +97,9 @@ class Signalling:
         )
         self.info: dict[str, SessionInfo] = {}
         self.link: ProcessLink | None = None
-        self.xmpp = XmppClient(config.account, FEATURES, self)
+        self.xmpp = XmppClient(config.account, FEATURES, self,
+                               approve_all=config.contacts.approve == "all")
+        self.admission = Admission()
         self._timer: asyncio.TimerHandle | None = None
         self._bg = TaskSet()
         self._waiting: dict[tuple[type[m.Message], str], asyncio.Future[m.Message]] = {}
@@ -165,7 +169,7 @@ class Signalling:
         elif isinstance(message, m.CandidateResult):
             self.files.candidate_result(session, message.cid, message.own_proxy)
         elif isinstance(message, m.TransferDone):
-            self.files.transfer_done(session, message.sha256)
+            self.files.transfer_done(session, message)
         elif isinstance(message, m.FileCommitted):
             self.files.committed(session, message.path, message.verified)
 
@@ -223,8 +227,53 @@ class Signalling:
                 self.xmpp.drop_stream()
 
     def on_jingle_iq(self, element: ET.Element) -> None:
-        self.manager.receive_iq(element, time.monotonic())
+        now = time.monotonic()
+        refusal = self._screen(element, now)
+        if refusal is not None:
+            self.send_result(element.get("id", ""), element.get("from", ""), refusal)
+            return
+        self.manager.receive_iq(element, now)
         self.flush()
+
+    def _screen(self, iq: ET.Element, now: float) -> StanzaError | None:
+        """Before the core sees a Jingle IQ: the sender's rate, and for a new session
+        whether the user takes it from this peer (``policy.calls_from`` /
+        ``files_from``) and has room for one more unanswered session."""
+        peer = bare(iq.get("from", ""))
+        if not self.admission.allow_iq(peer, now):
+            return StanzaError("wait", "resource-constraint", None, "too many requests")
+        jingle = iq.find(f"{{{ns.JINGLE}}}jingle")
+        if jingle is None or jingle.get("action") != "session-initiate":
+            return None
+        if self.proposals.get(jingle.get("sid", "")) is not None:
+            return None  # the initiate of a call the user already took (XEP-0353)
+        is_file = jingle.find(f".//{{{ns.FILE_TRANSFER}}}description") is not None
+        policy = self.config.policy
+        if not self._may_reach(peer, policy.files_from if is_file else policy.calls_from):
+            log.info("%s from %s refused: not a contact", "file" if is_file else "call", peer)
+            # As if the agent had no Jingle at all (RFC 6120 §8.3.3.19).
+            return StanzaError("cancel", "service-unavailable")
+        why = self.admission.why_not_ring(peer, self._unanswered())
+        if why is not None:
+            log.warning("session from %s refused: %s", peer, why)
+            return StanzaError("wait", "resource-constraint", None, why)
+        return None
+
+    def _may_reach(self, peer: str, policy: str) -> bool:
+        own = peer == bare(self.local_jid)
+        return own or self.config.policy.accepts_from(policy, self.xmpp.in_roster(peer))
+
+    def _unanswered(self) -> Counter[str]:
+        """Incoming sessions and proposals that wait for the user, by bare JID."""
+        waiting: Counter[str] = Counter()
+        for session in self.manager.live():
+            if session.role is Role.RESPONDER and session.state is (
+                    SessionState.RECEIVEDINITIATE):
+                waiting[bare(session.peer)] += 1
+        for proposal in self.proposals.live.values():
+            if proposal.role is Role.RESPONDER and proposal.state is jmi.JmiState.RINGING:
+                waiting[bare(proposal.peer)] += 1
+        return waiting
 
     def on_response(self, iq_id: str, error: StanzaError | None) -> None:
         self.manager.receive_response(iq_id, error, time.monotonic())
@@ -243,7 +292,26 @@ class Signalling:
         self.files.ibb_stanza(sender, iq_id, payload)
 
     def on_message(self, element: ET.Element) -> None:
+        if element.find(f"{{{ns.JMI}}}propose") is not None or element.find(
+                f"{{{ns.JMI_1}}}propose") is not None:
+            peer = bare(element.get("from", ""))
+            if not self._may_reach(peer, self.config.policy.calls_from):
+                log.info("call proposal from %s ignored: not a contact", peer)
+                return  # as a client without XEP-0353 would: no ringing, no event
+            why = self.admission.why_not_ring(peer, self._unanswered())
+            if why is not None or not self.admission.allow_iq(peer, time.monotonic()):
+                log.warning("call proposal from %s ignored: %s", peer, why or "too many")
+                return
         self.proposals.on_message(element)
+
+    # --- contacts (RFC 6121): the user's decision ----------------------------------------
+
+    def on_contact_request(self, jid: str) -> None:
+        self.post(m.Process.SUPERVISOR, m.ContactRequestEvent(time.time(), jid))
+
+    def on_contact_state(self, jid: str, subscription: str) -> None:
+        log.info("contact %s: subscription %s", jid, subscription)
+        self.post(m.Process.SUPERVISOR, m.ContactStateEvent(time.time(), jid, subscription))
 
     def send_message(self, element: ET.Element) -> None:
         self.xmpp.send_message_element(element)
@@ -380,14 +448,28 @@ class Signalling:
 
     async def _run_command(self, command: m.Command) -> None:
         try:
-            sid = await self._execute(command)
-            reply: m.Message = m.CommandSucceeded(command.request_id, sid)
+            if isinstance(command, m.ListContacts | m.ChangeContact):
+                reply: m.Message = await self._run_contacts(command)
+            else:
+                reply = m.CommandSucceeded(command.request_id, await self._execute(command))
         except CommandError as exc:
             reply = m.CommandFailed(command.request_id, exc.code, str(exc))
         except Exception as exc:
             log.exception("command %s failed", type(command).__name__)
             reply = m.CommandFailed(command.request_id, cp.INTERNAL_ERROR, str(exc))
         self.post(m.Process.SUPERVISOR, reply)
+
+    async def _run_contacts(self, command: m.ListContacts | m.ChangeContact) -> m.Message:
+        if isinstance(command, m.ListContacts):
+            return m.CommandSucceeded(command.request_id,
+                                      contacts=tuple(self.xmpp.contacts()))
+        jid = bare(_check_jid("jid", command.jid))
+        if jid == bare(self.local_jid):
+            raise CommandError(cp.BAD_REQUEST, "jid: that is this account")
+        if not self.xmpp.is_connected():
+            raise CommandError(cp.UNAVAILABLE, "not connected to the server")
+        await self.xmpp.change_contact(command.action, jid)
+        return m.CommandSucceeded(command.request_id)
 
     async def _execute(self, command: m.Command) -> str | None:
         if isinstance(command, m.Call | m.SendFile | m.RequestFile):

@@ -272,6 +272,11 @@ class Supervisor:
             self._publish("connection.state", {"state": message.state.value,
                                                "reason": message.reason,
                                                "encrypted": message.encrypted}, message.ts)
+        elif isinstance(message, m.ContactRequestEvent):
+            self._publish("contact.request", {"jid": message.jid}, message.ts)
+        elif isinstance(message, m.ContactStateEvent):
+            self._publish("contact.state", {"jid": message.jid,
+                                            "subscription": message.subscription}, message.ts)
         elif isinstance(message, m.SessionInfoEvent):
             self._publish("session.info", {"sid": message.sid, "info": message.info,
                                            "name": message.name}, message.ts)
@@ -352,6 +357,9 @@ class Supervisor:
         if isinstance(answer, m.CommandFailed):
             raise cp.ControlError(answer.code, answer.message)
         assert isinstance(answer, m.CommandSucceeded)
+        if answer.contacts is not None:
+            return {"contacts": [{"jid": c.jid, "subscription": c.subscription,
+                                  "pending": c.pending} for c in answer.contacts]}
         return {"sid": answer.sid} if answer.sid else {}
 
     def _fail_pending(self, why: str) -> None:
@@ -395,4 +403,8 @@ def _to_bus_command(request: cp.Request) -> m.Command:
         return m.Hangup(rid, a["sid"], a.get("reason") or "success")
     if request.cmd == "mute":
         return m.Mute(rid, a["sid"], a["muted"])
+    if request.cmd == "contacts":
+        return m.ListContacts(rid)
+    if request.cmd in {action.value for action in m.ContactAction}:
+        return m.ChangeContact(rid, m.ContactAction(request.cmd), a["jid"])
     raise cp.ControlError(cp.UNKNOWN_COMMAND, f"unknown command {request.cmd!r}")

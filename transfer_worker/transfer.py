@@ -35,6 +35,12 @@ from transfer_worker.socks5 import Socks5Client, Socks5Error, Socks5Server
 
 log = logging.getLogger(__name__)
 
+# XEP-0300 algorithms we compute (the names are those of the hash element's algo).
+HASHES: dict[str, Callable[[], Any]] = {
+    "sha-256": hashlib.sha256,
+    "sha3-256": hashlib.sha3_256,
+    "blake2b-256": lambda: hashlib.blake2b(digest_size=32),
+}
 CHUNK = 1024 * 1024  # memory per transfer stays ~1 MiB whatever the file size
 CONNECT_TIMEOUT = 5.0
 PROGRESS_INTERVAL = 0.1  # CONTROL.md: at most ~10 transfer.progress a second
@@ -57,6 +63,7 @@ class Transfer:
         self.offset = prepare.offset
         self.expected = prepare.expected_dstaddr
         self.max_rate = prepare.max_rate
+        self.algo = prepare.algo if prepare.algo in HASHES else "sha-256"
         self._send = send
         if self.sending and prepare.name is not None:
             # A request (XEP-0234 §5): only a plain file inside the shared folder.
@@ -204,7 +211,17 @@ class Transfer:
         finally:
             if self.sending:
                 writer.close()
-        await self._send(m.Process.SIGNALLING, m.TransferDone(self.sid, self.size, digest))
+        await self._done(digest)
+
+    async def _done(self, sha256: str) -> None:
+        """All bytes through: say so, with the SHA-256 streamed and, for a sender that
+        announces another XEP-0300 algorithm, that digest too (read again in a thread)."""
+        digest = ""
+        if self.sending and self.algo != "sha-256":
+            hashed = await asyncio.to_thread(_digest_file, HASHES[self.algo](), self.path, None)
+            digest = hashed.hexdigest()
+        await self._send(m.Process.SIGNALLING, m.TransferDone(self.sid, self.size, sha256,
+                                                              self.algo, digest))
 
     async def _hash_prefix(self, path: Path, length: int) -> hashlib._Hash:
         """SHA-256 of the first ``length`` bytes (a resumed transfer's), in a thread:
@@ -299,8 +316,7 @@ class Transfer:
             await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "media-error"))
             return
         await self._progress(0.0)
-        await self._send(m.Process.SIGNALLING,
-                         m.TransferDone(self.sid, self.size, digest.hexdigest()))
+        await self._done(digest.hexdigest())
 
     def ibb_acked(self) -> None:
         self._window.release()
@@ -337,14 +353,9 @@ class Transfer:
             return False
         if algo == "sha-256":
             return streamed_sha256 == expected
-        digest: Any
-        if algo == "sha3-256":
-            digest = hashlib.sha3_256()
-        elif algo == "blake2b-256":
-            digest = hashlib.blake2b(digest_size=32)
-        else:
+        if algo not in HASHES:
             return False
-        digest = await asyncio.to_thread(_digest_file, digest, self.partial, None)
+        digest = await asyncio.to_thread(_digest_file, HASHES[algo](), self.partial, None)
         return bool(digest.hexdigest() == expected)
 
     def commit(self, keep: bool) -> Path | None:

@@ -75,8 +75,13 @@ class IceUdpTransport:
         return el
 
 
+# A host has a handful of addresses, each with host/srflx/relay candidates: no real
+# client sends more than a few dozen; a stanza with more only costs us work.
+MAX_CANDIDATES = 32
+
+
 def parse_transport(el: ET.Element) -> IceUdpTransport:
-    candidates = []
+    candidates: list[IceCandidate] = []
     fingerprint = None
     for child in el:
         if child.tag == f"{{{ns.DTLS}}}fingerprint" and fingerprint is None:
@@ -84,6 +89,8 @@ def parse_transport(el: ET.Element) -> IceUdpTransport:
             continue
         if child.tag != f"{{{ns.ICE_UDP}}}candidate":
             continue
+        if len(candidates) >= MAX_CANDIDATES:
+            raise bad_request(f"more than {MAX_CANDIDATES} ICE candidates in one transport")
         try:
             ints = {k: int(child.get(k, "0")) for k in _CANDIDATE_INTS}
         except ValueError:

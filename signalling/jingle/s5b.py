@@ -93,6 +93,9 @@ class S5bTransport:
         return el
 
 
+MAX_CANDIDATES = 16  # streamhosts per transport: a few addresses and a proxy in practice
+
+
 def parse_transport(el: ET.Element) -> S5bTransport:
     sid = el.get("sid")
     if not sid:
@@ -100,12 +103,14 @@ def parse_transport(el: ET.Element) -> S5bTransport:
     mode = el.get("mode", "tcp")
     if mode not in ("tcp", "udp"):
         raise bad_request(f"s5b mode {mode!r}")
-    candidates = []
+    candidates: list[S5bCandidate] = []
     info: S5bInfo | None = None
     info_cid: str | None = None
     for child in el:
         local = child.tag.rpartition("}")[2]
         if local == "candidate":
+            if len(candidates) >= MAX_CANDIDATES:
+                raise bad_request(f"more than {MAX_CANDIDATES} s5b candidates")
             try:
                 port, prio = int(child.get("port", "1080")), int(child.get("priority", ""))
             except ValueError:

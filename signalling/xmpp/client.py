@@ -22,6 +22,7 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from bus.config import AccountConfig
+from bus.messages import ContactAction, ContactInfo
 from signalling.contacts import OnlineResource
 from signalling.jingle import namespaces as ns
 from signalling.jingle.errors import StanzaError
@@ -47,11 +48,13 @@ class StreamListener(Protocol):
     def on_message(self, element: ET.Element) -> None: ...
     def on_interrupted(self, reason: str) -> None: ...
     def on_resumed(self, jid: str) -> None: ...
+    def on_contact_request(self, jid: str) -> None: ...
+    def on_contact_state(self, jid: str, subscription: str) -> None: ...
 
 
 class XmppClient(slixmpp.ClientXMPP):
     def __init__(self, account: AccountConfig, features: Iterable[str],
-                 listener: StreamListener) -> None:
+                 listener: StreamListener, approve_all: bool = False) -> None:
         super().__init__(f"{account.jid}/{account.resource}", account.password)
         self.account = account
         self.listener = listener
@@ -78,8 +81,14 @@ class XmppClient(slixmpp.ClientXMPP):
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
             self.ssl_context = context
-        self.auto_authorize = True
-        self.auto_subscribe = True
+        # Contacts are the user's decision (RFC 6121 §3.1.3): a subscription request is
+        # reported and waits, unless contacts.approve = "all" asked for the old way.
+        self.auto_authorize = True if approve_all else None
+        self.auto_subscribe = approve_all
+        self._subscriptions: dict[str, str] = {}  # bare JID -> last reported state
+        self._roster_loaded = False
+        self.add_event_handler("roster_subscription_request", self._on_subscription_request)
+        self.add_event_handler("roster_update", self._on_roster_update)
         self.add_event_handler("connected", self._on_connected)
         self.add_event_handler("session_start", self._on_session_start)
         self.add_event_handler("disconnected", self._on_disconnected)
@@ -129,6 +138,8 @@ class XmppClient(slixmpp.ClientXMPP):
             await self.get_roster(timeout=10)
         except (IqError, IqTimeout) as exc:
             log.warning("roster not loaded: %s", exc)
+        self._subscriptions = {c.jid: c.subscription for c in self.contacts()}
+        self._roster_loaded = True
         await self.plugin["xep_0115"].update_caps()
         await self._enable_carbons()
         self.send_presence()
@@ -325,7 +336,63 @@ class XmppClient(slixmpp.ClientXMPP):
         return services
 
     def in_roster(self, bare: str) -> bool:
+        """A contact the user chose: we are subscribed to them (``to`` or ``both``).
+        Someone who merely asked, or whom we only let see us (``from``), is not."""
         if bare not in self.client_roster:
             return False
-        return bool(self.client_roster[bare]["subscription"] in ("both", "to", "from"))
+        return bool(self.client_roster[bare]["subscription"] in ("both", "to"))
+
+    def contacts(self) -> list[ContactInfo]:
+        """The roster (RFC 6121 §2) with each subscription and pending request."""
+        found = []
+        own = self.boundjid.bare
+        for jid in self.client_roster:
+            item = self.client_roster[jid]
+            subscription = str(item["subscription"] or "none")
+            pending = bool(item["pending_in"]) and subscription not in ("from", "both")
+            if str(jid) == own or (subscription == "none" and not pending
+                                   and not item["pending_out"]):
+                continue
+            found.append(ContactInfo(str(jid), subscription, pending))
+        return sorted(found, key=lambda c: c.jid)
+
+    def _on_subscription_request(self, presence: Any) -> None:
+        jid = presence["from"].bare
+        item = self.client_roster[jid]
+        if item["from"]:
+            return  # already approved: the server answers this itself
+        log.info("subscription request from %s: waiting for the user", jid)
+        self.listener.on_contact_request(jid)
+
+    def _on_roster_update(self, iq: Any) -> None:
+        """Roster pushes (RFC 6121 §2.1.6): report each subscription that changed."""
+        for jid, fields in iq["roster"]["items"].items():
+            bare = jid.bare
+            state = str(fields.get("subscription") or "none")
+            if state == "remove":
+                state = "none"
+            if self._subscriptions.get(bare, "none") != state:
+                self._subscriptions[bare] = state
+                if self._roster_loaded:
+                    self.listener.on_contact_state(bare, state)
+
+    async def change_contact(self, action: ContactAction, jid: str) -> None:
+        """approve / deny / add / remove, as RFC 6121 §3 and §2.5 describe them."""
+        item = self.client_roster[jid]
+        if action is ContactAction.APPROVE:
+            item.authorize()
+            if not item["to"]:
+                item.subscribe()  # and ask for theirs, so calls may go both ways
+        elif action is ContactAction.DENY:
+            item.unauthorize()
+        elif action is ContactAction.ADD:
+            await self._roster_set(jid)
+            item.subscribe()
+        elif action is ContactAction.REMOVE:
+            await self._roster_set(jid, subscription="remove")
+
+    async def _roster_set(self, jid: str, **fields: str) -> None:
+        sent = self.update_roster(slixmpp.JID(jid), timeout=10, **fields)
+        if sent is not None:
+            await sent
 

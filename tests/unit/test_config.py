@@ -37,6 +37,17 @@ def test_defaults_and_values(good):
     assert cfg.policy.auto_accept_calls == "none"
     assert cfg.audio.input == "default"
     assert cfg.bus.spawn == ("signalling", "media", "transfer")
+    # Trust: nobody is approved by the agent itself; anyone may ring unless restricted.
+    assert cfg.contacts.approve == "none"
+    assert (cfg.policy.calls_from, cfg.policy.files_from) == ("anyone", "anyone")
+    assert cfg.transfer.idle_timeout == 120.0 and cfg.transfer.hash == "sha-256"
+
+
+def test_contacts_only_policies(good):
+    cfg = load_config(good, env={"PYJINGLE_POLICY_CALLS_FROM": "contacts"})
+    assert cfg.policy.accepts_from(cfg.policy.calls_from, True)
+    assert not cfg.policy.accepts_from(cfg.policy.calls_from, False)
+    assert cfg.policy.accepts_from(cfg.policy.files_from, False)
 
 
 def test_env_overrides(good):
@@ -69,6 +80,11 @@ def test_default_endpoints_are_in_a_private_folder(tmp_path):
     ({"PYJINGLE_ICE_STUN_SERVER": "stun.example.com"}, "ice.stun_server"),
     ({"PYJINGLE_ICE_TURN_SERVER": "turn.example.com:3478"}, "ice.turn_username"),
     ({"PYJINGLE_ICE_TURN_TRANSPORT": "sctp"}, "ice.turn_transport"),
+    ({"PYJINGLE_CONTACTS_APPROVE": "friends"}, "contacts.approve"),
+    ({"PYJINGLE_POLICY_CALLS_FROM": "roster"}, "policy.calls_from"),
+    ({"PYJINGLE_POLICY_FILES_FROM": "nobody"}, "policy.files_from"),
+    ({"PYJINGLE_TRANSFER_IDLE_TIMEOUT": "-1"}, "transfer.idle_timeout"),
+    ({"PYJINGLE_TRANSFER_HASH": "md5"}, "transfer.hash"),
 ])
 def test_bad_values_name_the_key(good, override, key):
     with pytest.raises(ConfigError) as info:
