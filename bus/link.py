@@ -111,7 +111,8 @@ class ProcessLink:
                     # it holds) down: say which, and go on with the next.
                     log.exception("bus: handling %s from %s failed", type(message).__name__,
                                   source)
-                self._check_orphaned()
+                # No orphan check here: a handler that awaited long left the supervisor's
+                # heartbeats queued, not missing; the next recv reads them at once.
         finally:
             beat.cancel()
             drain.cancel()

@@ -240,6 +240,7 @@ class Transfer:
                 digest.update(chunk)
                 self.transferred += len(chunk)
                 await writer.drain()
+                await asyncio.sleep(0)  # drain() below its high-water mark never yields
                 last = await self._progress(last)
                 if self.max_rate:
                     ahead = (self.transferred - base) / self.max_rate - (
@@ -264,6 +265,10 @@ class Transfer:
                 digest.update(chunk)
                 self.transferred += len(chunk)
                 last = await self._progress(last)
+                # A read of buffered bytes returns without suspending: on a fast link
+                # this loop would hold the worker's loop (heartbeats, other transfers)
+                # for the whole file. Yield once per chunk.
+                await asyncio.sleep(0)
         await self._progress(0.0)
         return digest.hexdigest()
 

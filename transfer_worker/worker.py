@@ -84,15 +84,9 @@ class TransferWorker:
             if transfer is None or not await transfer.ibb_chunk(message.seq, message.data):
                 await self._send(source, m.WorkerFailed(message.sid, "failed-transport"))
         elif isinstance(message, m.CommitFile):
-            transfer = self.transfers.get(message.sid)
-            path, verified = None, False
-            if transfer is not None:
-                verified = await transfer.verify(message.algo, message.expected,
-                                                 transfer.sha256 or "")
-                # Unverifiable (the peer gave no hash we know) is kept; a mismatch is not.
-                path = transfer.commit(keep=verified or message.algo is None)
-            await self._send(source, m.FileCommitted(message.sid, str(path) if path else None,
-                                                     verified))
+            # Verifying may read the whole file again: off the message loop, so other
+            # transfers' blocks keep flowing meanwhile.
+            self._bg.spawn(self._commit(source, message))
         elif isinstance(message, m.CloseSession):
             transfer = self.transfers.pop(message.sid, None)
             if transfer is not None:
@@ -102,6 +96,17 @@ class TransferWorker:
             await self._close_all(message.reason)
         else:
             log.debug("transfer worker ignores %s", type(message).__name__)
+
+    async def _commit(self, source: m.Process, message: m.CommitFile) -> None:
+        transfer = self.transfers.get(message.sid)
+        path, verified = None, False
+        if transfer is not None:
+            verified = await transfer.verify(message.algo, message.expected,
+                                             transfer.sha256 or "")
+            # Unverifiable (the peer gave no hash we know) is kept; a mismatch is not.
+            path = transfer.commit(keep=verified or message.algo is None)
+        await self._send(source, m.FileCommitted(message.sid, str(path) if path else None,
+                                                 verified))
 
     async def _prepare(self, source: m.Process, message: m.PrepareTransfer) -> None:
         try:
