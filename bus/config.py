@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bus.curve import CurveKeyError, load_keys, needs_keys
+
 ENV_PREFIX = "PYJINGLE_"
 ACCEPT_POLICIES = ("none", "roster", "all")
 REVEAL_POLICIES = ("never", "roster", "always")
@@ -26,8 +28,9 @@ ENCRYPTION_MODES = ("required", "optional", "off")
 
 KNOWN_KEYS: dict[str, frozenset[str]] = {
     "account": frozenset({"jid", "password", "server", "port", "tls", "resource"}),
-    "control": frozenset({"commands", "events"}),
-    "bus": frozenset({"endpoint", "heartbeat_interval", "heartbeat_timeout", "spawn"}),
+    "control": frozenset({"commands", "events", "curve_keys"}),
+    "bus": frozenset({"endpoint", "heartbeat_interval", "heartbeat_timeout", "spawn",
+                      "curve_keys"}),
     "audio": frozenset({"input", "output"}),
     "transfer": frozenset({"download_dir", "max_rate", "transports", "shared_dir",
                            "max_size", "idle_timeout", "hash"}),
@@ -60,6 +63,7 @@ class AccountConfig:
 class ControlConfig:
     commands: str
     events: str
+    curve_keys: str | None = None  # CURVE key folder (bus.curve): required for tcp://
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class BusConfig:
     heartbeat_interval: float
     heartbeat_timeout: float
     spawn: tuple[str, ...]
+    curve_keys: str | None = None  # CURVE key folder (bus.curve): required for tcp://
 
 
 @dataclass(frozen=True)
@@ -300,6 +305,25 @@ def _check_endpoint(key: str, value: str) -> str:
     return value
 
 
+def _curve_keys(section: str, endpoints: tuple[tuple[str, str], ...],
+                folder: str | None) -> str | None:
+    """A tcp:// endpoint is refused without CURVE keys; a key folder must be whole."""
+    if folder is None:
+        for key, endpoint in endpoints:
+            if needs_keys(endpoint):
+                raise ConfigError(f"{key}: a tcp:// endpoint needs {section}.curve_keys "
+                                  f"(CURVE keys: make them with pyjingle-keys FOLDER)")
+        return None
+    folder = os.path.expanduser(folder)
+    try:
+        keys = load_keys(folder)
+    except CurveKeyError as exc:
+        raise ConfigError(f"{section}.curve_keys: {exc}") from None
+    if keys.server_secret is None and keys.client_secret is None:
+        raise ConfigError(f"{section}.curve_keys: {folder} holds no secret key")
+    return folder
+
+
 def _host_port(key: str, value: str | None) -> tuple[str, int] | None:
     if value is None:
         return None
@@ -367,21 +391,24 @@ def load_config(path: str | os.PathLike[str] | None,
         r.raw("control", k)[0] is None for k in ("commands", "events")
     ) or r.raw("bus", "endpoint")[0] is None
     folder = runtime_dir(bare) if needs_default else None
-    control = ControlConfig(
-        commands=_check_endpoint(
-            "control.commands", r.text("control", "commands", f"ipc://{folder}/commands")
-        ),
-        events=_check_endpoint(
-            "control.events", r.text("control", "events", f"ipc://{folder}/events")
-        ),
-    )
+    commands = _check_endpoint(
+        "control.commands", r.text("control", "commands", f"ipc://{folder}/commands"))
+    events = _check_endpoint(
+        "control.events", r.text("control", "events", f"ipc://{folder}/events"))
+    control = ControlConfig(commands=commands, events=events, curve_keys=_curve_keys(
+        "control", (("control.commands", commands), ("control.events", events)),
+        r.opt_text("control", "curve_keys")))
     interval = r.number("bus", "heartbeat_interval", 0.5, 0.05, 60.0)
+    bus_endpoint = _check_endpoint("bus.endpoint",
+                                   r.text("bus", "endpoint", f"ipc://{folder}/bus"))
     bus = BusConfig(
-        endpoint=_check_endpoint("bus.endpoint", r.text("bus", "endpoint", f"ipc://{folder}/bus")),
+        endpoint=bus_endpoint,
         heartbeat_interval=interval,
         heartbeat_timeout=r.number("bus", "heartbeat_timeout", 3.0, interval * 2, 600.0),
         spawn=r.names("bus", "spawn", ("signalling", "media", "transfer"),
                       ("signalling", "media", "transfer")),
+        curve_keys=_curve_keys("bus", (("bus.endpoint", bus_endpoint),),
+                               r.opt_text("bus", "curve_keys")),
     )
     audio = AudioConfig(input=r.text("audio", "input", "default"),
                         output=r.text("audio", "output", "default"))

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 import zmq
 import zmq.asyncio
 
+from bus.curve import load_keys, secure_client
 from bus.messages import (
     MAX_FRAME,
     Goodbye,
@@ -50,9 +51,11 @@ class ProcessLink:
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, process: Process, *,
                  heartbeat_interval: float, heartbeat_timeout: float,
-                 exit_when_orphaned: bool) -> None:
+                 exit_when_orphaned: bool, curve_keys: str | None = None) -> None:
         self.process = process
         self._sock = ctx.socket(zmq.DEALER)
+        if curve_keys is not None:
+            secure_client(self._sock, load_keys(curve_keys))
         self._sock.setsockopt(zmq.IDENTITY, process.value.encode())
         self._sock.setsockopt(zmq.LINGER, 200)
         self._sock.setsockopt(zmq.SNDHWM, 100_000)

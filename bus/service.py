@@ -34,7 +34,8 @@ async def serve(config: AgentConfig, process: Process, service: Service,
     link = ProcessLink(ctx, config.bus.endpoint, process,
                        heartbeat_interval=config.bus.heartbeat_interval,
                        heartbeat_timeout=config.bus.heartbeat_timeout,
-                       exit_when_orphaned=is_supervised())
+                       exit_when_orphaned=is_supervised(),
+                       curve_keys=config.bus.curve_keys)
     await service.start(link)
     runner = asyncio.create_task(link.run(service.handle))
     stopper = asyncio.create_task(stop.wait())

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from bus.config import ConfigError, load_config
+from bus.curve import CurveKeyError
 from control.client import AgentUnreachable, ControlClient, ControlFailed, EventWatcher
 
 TERMINAL = "DEINIT"
@@ -23,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", metavar="CONFIG", help="the agent's TOML config")
     p.add_argument("--control", metavar="ENDPOINT", help="command socket endpoint")
     p.add_argument("--events", metavar="ENDPOINT", help="event socket endpoint")
+    p.add_argument("--curve-keys", metavar="FOLDER",
+                   help="CURVE keys for a tcp:// agent (server.key + client.key_secret)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("status", help="the agent, its workers and sessions")
     sub.add_parser("sessions", help="the live sessions")
@@ -63,11 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _endpoints(args: argparse.Namespace) -> tuple[str, str]:
+def _endpoints(args: argparse.Namespace) -> tuple[str, str, str | None]:
     if args.control and args.events:
-        return args.control, args.events
+        return args.control, args.events, args.curve_keys
     config = load_config(args.agent)
-    return args.control or config.control.commands, args.events or config.control.events
+    return (args.control or config.control.commands, args.events or config.control.events,
+            args.curve_keys or config.control.curve_keys)
 
 
 def _print(obj: Any) -> None:
@@ -115,16 +119,19 @@ def _wait_end(watcher: EventWatcher, sid: str, show_progress: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        commands, events = _endpoints(args)
+        commands, events, keys = _endpoints(args)
     except ConfigError as exc:
         print(f"jingle: config error: {exc}", file=sys.stderr)
         return 2
     try:
-        with ControlClient(commands, events) as client:
-            return _run(client, args, events)
+        with ControlClient(commands, events, keys) as client:
+            return _run(client, args, events, keys)
     except ControlFailed as exc:
         print(f"jingle: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
+    except CurveKeyError as exc:
+        print(f"jingle: CURVE keys: {exc}", file=sys.stderr)
+        return 2
     except AgentUnreachable as exc:
         print(f"jingle: agent not answering at {commands}: {exc}", file=sys.stderr)
         return 3
@@ -132,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _run(client: ControlClient, args: argparse.Namespace, events: str) -> int:
+def _run(client: ControlClient, args: argparse.Namespace, events: str,
+         keys: str | None) -> int:
     cmd = args.command
     if cmd == "status":
         _print(client.status())
@@ -140,7 +148,7 @@ def _run(client: ControlClient, args: argparse.Namespace, events: str) -> int:
         _print(client.sessions())
     elif cmd in ("call", "send", "fetch"):
         # Subscribe first, so not even a fast ending is missed.
-        watcher = EventWatcher(events, ("session.state", "transfer."))
+        watcher = EventWatcher(events, ("session.state", "transfer."), keys)
         try:
             if cmd == "call":
                 sid = client.call(args.jid)

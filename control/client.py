@@ -15,6 +15,7 @@ from typing import Any
 
 import zmq
 
+from bus.curve import load_keys, secure_client
 from control import protocol as cp
 
 REPLY_TIMEOUT = 6.0  # the agent promises an answer within 5 s
@@ -33,13 +34,23 @@ class AgentUnreachable(Exception):
     """No reply within the contract's time: the agent is not running there."""
 
 
+def _secure(sock: zmq.Socket[bytes], curve_keys: str | None) -> None:
+    """A tcp:// agent speaks CURVE: ``curve_keys`` is a folder with the agent's
+    ``server.key`` and our ``client.key_secret`` (made by ``pyjingle-keys``)."""
+    if curve_keys is not None:
+        secure_client(sock, load_keys(curve_keys))
+
+
 class ControlClient:
-    def __init__(self, commands: str, events: str | None = None) -> None:
+    def __init__(self, commands: str, events: str | None = None,
+                 curve_keys: str | None = None) -> None:
         self._ctx = zmq.Context()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
+        _secure(self._sock, curve_keys)
         self._sock.connect(commands)
         self._events_endpoint = events
+        self._curve_keys = curve_keys
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid()}-"
 
@@ -130,6 +141,7 @@ class ControlClient:
             raise ValueError("no events endpoint given")
         sub = self._ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
+        _secure(sub, self._curve_keys)
         for topic in topics:
             sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
         sub.connect(self._events_endpoint)
@@ -145,10 +157,12 @@ class ControlClient:
 class EventWatcher:
     """A subscription opened now, so no event after this point is missed."""
 
-    def __init__(self, endpoint: str, topics: tuple[str, ...] = ("",)) -> None:
+    def __init__(self, endpoint: str, topics: tuple[str, ...] = ("",),
+                 curve_keys: str | None = None) -> None:
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._sub = self._ctx.socket(zmq.SUB)
         self._sub.setsockopt(zmq.LINGER, 0)
+        _secure(self._sub, curve_keys)
         for topic in topics:
             self._sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
         self._sub.connect(endpoint)

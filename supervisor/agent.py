@@ -21,7 +21,9 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
+from zmq.auth.asyncio import AsyncioAuthenticator
 
+from bus import curve
 from bus import messages as m
 from bus.config import AgentConfig
 from bus.tasks import TaskSet
@@ -51,8 +53,26 @@ class Supervisor:
         self._pending: dict[str, asyncio.Future[m.Message]] = {}
         self._stopping = False
         self._bg = TaskSet()
+        self.auth: AsyncioAuthenticator | None = None
 
     # --- lifecycle --------------------------------------------------------------
+
+    def _secure(self) -> None:
+        """CURVE on the sockets whose endpoints asked for it (tcp://): ZAP admits only
+        the public keys in each key folder's ``clients/``."""
+        folders = {"control": self.config.control.curve_keys, "bus": self.config.bus.curve_keys}
+        if not any(folders.values()):
+            return
+        self.auth = AsyncioAuthenticator(self.ctx)
+        self.auth.start()
+        for domain, folder in folders.items():
+            if folder is None:
+                continue
+            keys = curve.load_keys(folder)
+            self.auth.configure_curve(domain=domain, location=str(keys.allowed))
+            sockets = (self.commands, self.events) if domain == "control" else (self.hub,)
+            for sock in sockets:
+                curve.secure_server(sock, keys, domain)
 
     async def run(self, stop: asyncio.Event) -> None:
         self.hub = self.ctx.socket(zmq.ROUTER)
@@ -60,15 +80,16 @@ class Supervisor:
         self.hub.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.hub.setsockopt(zmq.LINGER, 0)
         self.hub.setsockopt(zmq.MAXMSGSIZE, m.MAX_FRAME)
-        self.hub.bind(self.config.bus.endpoint)
         self.commands = self.ctx.socket(zmq.ROUTER)
         self.commands.setsockopt(zmq.LINGER, 0)
         # Larger frames drop the sender's connection unread; up to this, they get
         # a bad-request reply without being decoded.
         self.commands.setsockopt(zmq.MAXMSGSIZE, CONTROL_MAX_MSGSIZE)
-        self.commands.bind(self.config.control.commands)
         self.events = self.ctx.socket(zmq.PUB)
         self.events.setsockopt(zmq.LINGER, 0)
+        self._secure()
+        self.hub.bind(self.config.bus.endpoint)
+        self.commands.bind(self.config.control.commands)
         self.events.bind(self.config.control.events)
         for endpoint in (self.config.control.commands, self.config.control.events,
                          self.config.bus.endpoint):
@@ -106,6 +127,8 @@ class Supervisor:
         self._bg.cancel_all()
         for sock in (self.hub, self.commands, self.events):
             sock.close(linger=0)
+        if self.auth is not None:
+            self.auth.stop()
         self.ctx.term()
 
     async def _start(self, child: Child, *, restarted: bool) -> None:

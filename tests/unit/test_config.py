@@ -16,10 +16,10 @@ server = "127.0.0.1"
 port = 5333
 tls = "off"
 [control]
-commands = "tcp://127.0.0.1:7001"
-events = "tcp://127.0.0.1:7002"
+commands = "ipc:///tmp/pj-config-test/commands"
+events = "ipc:///tmp/pj-config-test/events"
 [bus]
-endpoint = "tcp://127.0.0.1:7003"
+endpoint = "ipc:///tmp/pj-config-test/bus"
 """
 
 
@@ -131,3 +131,28 @@ def test_relay_only_per_contact(good):
     assert not cfg.policy.relay_only_for("friend@example.com/x")
     with pytest.raises(ConfigError, match="relay_only_contacts"):
         load_config(good, env={"PYJINGLE_POLICY_RELAY_ONLY_CONTACTS": "not a jid"})
+
+
+@pytest.mark.parametrize("key", ["control.commands", "control.events", "bus.endpoint"])
+def test_a_tcp_endpoint_without_curve_keys_is_refused(good, key):
+    section, name = key.split(".")
+    with pytest.raises(ConfigError) as info:
+        load_config(good, env={f"PYJINGLE_{section.upper()}_{name.upper()}":
+                               "tcp://127.0.0.1:7001"})
+    assert str(info.value).startswith(key) and f"{section}.curve_keys" in str(info.value)
+
+
+def test_a_tcp_endpoint_with_curve_keys(good, tmp_path):
+    from bus.curve import make_keys
+
+    keys = make_keys(tmp_path / "keys")
+    assert oct(keys.stat().st_mode & 0o777) == "0o700"
+    assert oct((keys / "server.key_secret").stat().st_mode & 0o777) == "0o600"
+    cfg = load_config(good, env={"PYJINGLE_CONTROL_COMMANDS": "tcp://127.0.0.1:7001",
+                                 "PYJINGLE_CONTROL_CURVE_KEYS": str(keys)})
+    assert cfg.control.curve_keys == str(keys)
+    (keys / "server.key").unlink()
+    (keys / "server.key_secret").unlink()
+    with pytest.raises(ConfigError) as info:
+        load_config(good, env={"PYJINGLE_CONTROL_CURVE_KEYS": str(keys)})
+    assert str(info.value).startswith("control.curve_keys") and "server.key" in str(info.value)

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from bus.config import load_config
+from bus.curve import make_keys
 from supervisor.lock import AgentLock, AlreadyRunning, lock_path
 
 
@@ -37,6 +38,7 @@ def test_the_lock_sits_beside_an_ipc_socket_or_in_the_runtime_folder(tmp_path, m
     ipc = load_config(None, env | {"PYJINGLE_CONTROL_COMMANDS": f"ipc://{tmp_path}/c",
                                    "PYJINGLE_CONTROL_EVENTS": f"ipc://{tmp_path}/e"})
     assert lock_path(ipc) == tmp_path / "c.lock"
+    env["PYJINGLE_CONTROL_CURVE_KEYS"] = str(make_keys(tmp_path / "keys"))
     tcp = load_config(None, env | {"PYJINGLE_CONTROL_COMMANDS": "tcp://127.0.0.1:5999",
                                    "PYJINGLE_CONTROL_EVENTS": "tcp://127.0.0.1:5998"})
     other = load_config(None, env | {"PYJINGLE_CONTROL_COMMANDS": "tcp://127.0.0.1:6000",
