@@ -10,8 +10,10 @@ sounddevice and falls back, with a warning, to silence / null.
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
 import math
+import re
 import threading
 import wave
 from pathlib import Path
@@ -165,12 +167,24 @@ def open_source(spec: str) -> Source:
         return SilenceSource()
 
 
+def sid_file_name(sid: str) -> str:
+    """A file name for a session id, which the peer chose: Conversations' sids are
+    base64 (``/``, ``+``), and a hostile one may say ``../``. Only letters, digits,
+    ``_`` and ``-`` stay; a sid that needed changes gets a short hash of itself, so
+    two sids never share a name."""
+    cleaned = re.sub(r"[^A-Za-z0-9_-]", "_", sid)
+    if cleaned == sid and 0 < len(sid) <= 64:
+        return sid
+    return f"{cleaned[:48]}-{hashlib.sha256(sid.encode()).hexdigest()[:12]}"
+
+
 def open_sink(spec: str, sid: str) -> Sink:
-    """``file:`` paths may contain ``{sid}`` so concurrent calls get files of their own."""
+    """``file:`` paths may contain ``{sid}`` so concurrent calls get files of their own;
+    the sid is made a safe file name first (:func:`sid_file_name`)."""
     if spec == "null":
         return NullSink()
     if spec.startswith("file:"):
-        return WavSink(spec[5:].replace("{sid}", sid))
+        return WavSink(spec[5:].replace("{sid}", sid_file_name(sid)))
     try:
         return _DeviceStream(output=True)
     except Exception as exc:

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -41,6 +41,7 @@ HASHES: dict[str, Callable[[], Any]] = {
     "sha3-256": hashlib.sha3_256,
     "blake2b-256": lambda: hashlib.blake2b(digest_size=32),
 }
+MAX_HANDSHAKES = 8  # concurrent SOCKS5 handshakes one streamhost accepts
 CHUNK = 1024 * 1024  # memory per transfer stays ~1 MiB whatever the file size
 CONNECT_TIMEOUT = 5.0
 PROGRESS_INTERVAL = 0.1  # CONTROL.md: at most ~10 transfer.progress a second
@@ -102,10 +103,27 @@ class Transfer:
         self.sha256: str | None = None  # of the whole file, once all bytes are through
         self._expected_seq = 0
         self._last_progress = 0.0
+        self._handshakes = 0  # SOCKS5 handshakes in progress at our streamhost
+        self._failing: asyncio.Future[None] | None = None
         # Idle clock (transfer.idle_timeout): runs once the transfer is accepted (the
         # receiver prepares on accept; the sender learns it when asked to connect).
         self._armed_at: float | None = None if self.sending else time.monotonic()
         self._seen = -1
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """The task that moves the bytes; should it fail unexpectedly, the session ends
+        with a reason and a log line rather than hanging until the idle timeout."""
+        task = asyncio.create_task(coro)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self.closed or task.exception() is None:
+            return
+        exc = task.exception()
+        log.error("transfer %s failed: %r", self.sid, exc, exc_info=exc)
+        self._failing = asyncio.ensure_future(self._send(m.Process.SIGNALLING, m.WorkerFailed(
+            self.sid, "failed-application", f"transfer failed: {exc!r}")))
 
     def arm_idle(self, now: float) -> None:
         if self._armed_at is None:
@@ -127,22 +145,29 @@ class Transfer:
         return tuple(host_addresses()), int(self._server.sockets[0].getsockname()[1])
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._handshakes >= MAX_HANDSHAKES or self.incoming is not None:
+            writer.close()  # a streamhost serves one peer: no crowd of half-open strangers
+            return
         server = Socks5Server({self.expected})
+        self._handshakes += 1
         try:
-            while not server.ready:
-                data = await asyncio.wait_for(reader.read(512), CONNECT_TIMEOUT)
-                if not data:
-                    raise Socks5Error("closed during handshake")
-                reply = server.receive_data(data)
-                if reply:
-                    writer.write(reply)
-                    await writer.drain()
-                if server.failed:
-                    raise Socks5Error("wrong dstaddr")
+            async with asyncio.timeout(CONNECT_TIMEOUT):  # the whole handshake, not a read
+                while not server.ready:
+                    data = await reader.read(512)
+                    if not data:
+                        raise Socks5Error("closed during handshake")
+                    reply = server.receive_data(data)
+                    if reply:
+                        writer.write(reply)
+                        await writer.drain()
+                    if server.failed:
+                        raise Socks5Error("wrong dstaddr")
         except (Socks5Error, TimeoutError, OSError) as exc:
             log.info("transfer %s: refused a connection: %s", self.sid, exc)
             writer.close()
             return
+        finally:
+            self._handshakes -= 1
         if self.incoming is not None:
             writer.close()  # one bytestream per session
             return
@@ -196,7 +221,7 @@ class Transfer:
             self.incoming if ours else self.outgoing)
         if connection is None:
             raise ConnectionError("the nominated connection does not exist")
-        self._task = asyncio.create_task(self._run(connection))
+        self._task = self._spawn(self._run(connection))
 
     async def _run(self, connection: Connection) -> None:
         reader, writer = connection
@@ -288,7 +313,7 @@ class Transfer:
         if self.sending:
             self.offset = offset
             self._window = asyncio.Semaphore(IBB_WINDOW)
-            self._task = asyncio.create_task(self._ibb_send(block_size))
+            self._task = self._spawn(self._ibb_send(block_size))
         else:
             self._digest = await self._hash_prefix(self.partial, self.offset)
             self.transferred = self.offset
