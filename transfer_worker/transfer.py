@@ -14,6 +14,8 @@ import contextlib
 import hashlib
 import logging
 import os
+import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -22,7 +24,8 @@ from typing import Any, BinaryIO
 import aioice.ice
 
 from bus import messages as m
-from transfer_worker import partials
+from transfer_worker import partials, pump
+from transfer_worker.hashes import HASHES, FileDigests, PartialDigests, digest_file
 from transfer_worker.names import (
     PARTIAL_SUFFIX,
     claim_partial,
@@ -35,20 +38,19 @@ from transfer_worker.socks5 import Socks5Client, Socks5Error, Socks5Server
 
 log = logging.getLogger(__name__)
 
-# XEP-0300 algorithms we compute (the names are those of the hash element's algo).
-HASHES: dict[str, Callable[[], Any]] = {
-    "sha-256": hashlib.sha256,
-    "sha3-256": hashlib.sha3_256,
-    "blake2b-256": lambda: hashlib.blake2b(digest_size=32),
-}
 MAX_HANDSHAKES = 8  # concurrent SOCKS5 handshakes one streamhost accepts
-CHUNK = 1024 * 1024  # memory per transfer stays ~1 MiB whatever the file size
 CONNECT_TIMEOUT = 5.0
 PROGRESS_INTERVAL = 0.1  # CONTROL.md: at most ~10 transfer.progress a second
 IBB_WINDOW = 16  # unacknowledged in-band blocks in flight
 
 Send = Callable[[m.Process, m.Message], Awaitable[None]]
-Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+# A SOCKS5 bytestream after its handshake, with what arrived past the handshake.
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]
+USE_SENDFILE = hasattr(os, "sendfile")  # else the pump reads into a buffer and sends that
+# Whole-file digests by file version, and unfinished ones by partial file: one of each
+# per worker, shared by its transfers.
+DIGESTS = FileDigests()
+PARTIALS = PartialDigests()
 
 
 def host_addresses() -> list[str]:
@@ -105,6 +107,8 @@ class Transfer:
         self._last_progress = 0.0
         self._handshakes = 0  # SOCKS5 handshakes in progress at our streamhost
         self._failing: asyncio.Future[None] | None = None
+        self._stop = threading.Event()  # tells a pump thread to end
+        self._sock: socket.socket | None = None  # the pump thread's socket, while it runs
         # Idle clock (transfer.idle_timeout): runs once the transfer is accepted (the
         # receiver prepares on accept; the sender learns it when asked to connect).
         self._armed_at: float | None = None if self.sending else time.monotonic()
@@ -171,7 +175,8 @@ class Transfer:
         if self.incoming is not None:
             writer.close()  # one bytestream per session
             return
-        self.incoming = (reader, writer)
+        _pause(writer)
+        self.incoming = (reader, writer, server.leftover)
 
     async def connect(self, candidates: tuple[m.S5bCandidateInfo, ...], dstaddr: str,
                       own_proxy: bool = False) -> str | None:
@@ -205,9 +210,8 @@ class Transfer:
             if out:
                 writer.write(out)
                 await writer.drain()
-        if client.leftover:
-            reader.feed_data(client.leftover)  # never expected: the sender waits for nomination
-        return reader, writer
+        _pause(writer)
+        return reader, writer, client.leftover
 
     # --- data -------------------------------------------------------------------------
 
@@ -224,78 +228,121 @@ class Transfer:
         self._task = self._spawn(self._run(connection))
 
     async def _run(self, connection: Connection) -> None:
-        reader, writer = connection
+        _reader, writer, leftover = connection
+        progress = asyncio.create_task(self._report_progress())
         try:
             digest = (await self._send_file(writer) if self.sending
-                      else await self._receive_file(reader))
+                      else await self._receive_file(writer, leftover))
             self.sha256 = digest
-        except (OSError, ConnectionError, asyncio.IncompleteReadError) as exc:
+        except (OSError, ConnectionError, pump.Stopped) as exc:
+            if self.closed:
+                return
             log.warning("transfer %s broke after %d bytes: %s", self.sid, self.transferred, exc)
             await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "connectivity-error"))
             return
         finally:
+            progress.cancel()
             if self.sending:
                 writer.close()
+        await self._progress(0.0)
         await self._done(digest)
 
     async def _done(self, sha256: str) -> None:
-        """All bytes through: say so, with the SHA-256 streamed and, for a sender that
-        announces another XEP-0300 algorithm, that digest too (read again in a thread)."""
+        """All bytes through: say so, with the SHA-256 and, for a sender that announces
+        another XEP-0300 algorithm, that digest too (remembered per file version)."""
         digest = ""
         if self.sending and self.algo != "sha-256":
-            hashed = await asyncio.to_thread(_digest_file, HASHES[self.algo](), self.path, None)
-            digest = hashed.hexdigest()
+            digest = await asyncio.to_thread(DIGESTS.hexdigest, self.path, self.algo)
         await self._send(m.Process.SIGNALLING, m.TransferDone(self.sid, self.size, sha256,
                                                               self.algo, digest))
 
-    async def _hash_prefix(self, path: Path, length: int) -> hashlib._Hash:
-        """SHA-256 of the first ``length`` bytes (a resumed transfer's), in a thread:
-        hashlib releases the GIL, so the worker's loop keeps answering meanwhile."""
-        return await asyncio.to_thread(_digest_file, hashlib.sha256(), path, length)
+    def _pump_socket(self, writer: asyncio.StreamWriter) -> socket.socket:
+        """The bytestream's socket for a pump thread: a blocking duplicate (the
+        transport was paused at the end of the handshake and reads nothing more)."""
+        original = writer.get_extra_info("socket")
+        sock = socket.socket(original.family, original.type, original.proto,
+                             fileno=os.dup(original.fileno()))
+        sock.setblocking(True)
+        self._sock = sock
+        return sock
+
+    def _moved(self, count: int) -> None:
+        """From a pump thread (via call_soon_threadsafe): more bytes went through."""
+        self.transferred += count
+
+    def _progress_from_thread(self) -> Callable[[int], None]:
+        loop = asyncio.get_running_loop()
+
+        def moved(count: int) -> None:
+            loop.call_soon_threadsafe(self._moved, count)
+
+        return moved
+
+    async def _report_progress(self) -> None:
+        last = 0.0
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL)
+            last = await self._progress(last)
 
     async def _send_file(self, writer: asyncio.StreamWriter) -> str:
-        digest = await self._hash_prefix(self.path, self.offset)
+        """sendfile() in a thread; the whole file's SHA-256 in another, or remembered
+        from an earlier send of this very version of the file."""
         self.transferred = self.offset
-        last = 0.0
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            started, base = time.monotonic(), self.transferred
-            while chunk := fh.read(CHUNK):
-                writer.write(chunk)
-                digest.update(chunk)
-                self.transferred += len(chunk)
-                await writer.drain()
-                await asyncio.sleep(0)  # drain() below its high-water mark never yields
-                last = await self._progress(last)
-                if self.max_rate:
-                    ahead = (self.transferred - base) / self.max_rate - (
-                        time.monotonic() - started)
-                    if ahead > 0:
-                        await asyncio.sleep(ahead)
-        await self._progress(0.0)
-        return digest.hexdigest()
+        hashing = asyncio.ensure_future(asyncio.to_thread(DIGESTS.hexdigest, self.path,
+                                                          "sha-256"))
+        sock = self._pump_socket(writer)
+        try:
+            with open(self.path, "rb") as fh:
+                await asyncio.to_thread(pump.send_file, sock, fh, self.offset, self.size,
+                                        self._progress_from_thread(), self._stop,
+                                        self.max_rate, USE_SENDFILE)
+        except BaseException:
+            hashing.cancel()
+            raise
+        finally:
+            self._release(sock)
+        return await hashing
 
-    async def _receive_file(self, reader: asyncio.StreamReader) -> str:
-        digest = await self._hash_prefix(self.partial, self.offset)
+    async def _receive_file(self, writer: asyncio.StreamWriter, leftover: bytes) -> str:
+        """recv_into, write and hash in a thread, from where an earlier attempt of this
+        offer stopped (its digest state kept, or the partial file read again)."""
+        digest = await self._resume_digest()
         self.transferred = self.offset
-        last = 0.0
-        with open_partial(self.partial) as fh:
-            fh.seek(self.offset)
-            fh.truncate()
-            while self.transferred < self.size:
-                chunk = await reader.read(min(CHUNK, self.size - self.transferred))
-                if not chunk:
-                    raise ConnectionError("the sender closed before the end")
-                fh.write(chunk)
-                digest.update(chunk)
-                self.transferred += len(chunk)
-                last = await self._progress(last)
-                # A read of buffered bytes returns without suspending: on a fast link
-                # this loop would hold the worker's loop (heartbeats, other transfers)
-                # for the whole file. Yield once per chunk.
-                await asyncio.sleep(0)
-        await self._progress(0.0)
-        return digest.hexdigest()
+        sock = self._pump_socket(writer)
+        sink = pump.HashingWriter(open_partial(self.partial), digest)
+        try:
+            _cut_at(sink.file, self.offset)
+            head = leftover[:self.size - self.offset]
+            sink.write(head)
+            self.transferred += len(head)
+            await asyncio.to_thread(pump.receive_file, sock, sink,
+                                    self.size - self.offset - len(head),
+                                    self._progress_from_thread(), self._stop)
+        except BaseException:
+            await asyncio.to_thread(sink.file.close)
+            if sink.written and os.path.getsize(self.partial) == self.offset + sink.written:
+                PARTIALS.keep(self.partial, digest)  # a resume continues this digest
+            raise
+        finally:
+            self._release(sock)
+        # close() may start writeback on some file systems: not on the loop.
+        await asyncio.to_thread(sink.file.close)
+        return str(digest.hexdigest())
+
+    async def _resume_digest(self) -> Any:
+        """SHA-256 state of the partial file's first ``offset`` bytes."""
+        if not self.offset:
+            return hashlib.sha256()
+        kept = PARTIALS.take(self.partial, self.offset)
+        if kept is not None:
+            return kept
+        return await asyncio.to_thread(digest_file, hashlib.sha256(), self.partial, self.offset)
+
+    def _release(self, sock: socket.socket) -> None:
+        self._sock = None
+        with contextlib.suppress(OSError):
+            sock.setblocking(False)  # the transport shares the file description
+        sock.close()
 
     async def _progress(self, last: float) -> float:
         now = time.monotonic()
@@ -315,18 +362,18 @@ class Transfer:
             self._window = asyncio.Semaphore(IBB_WINDOW)
             self._task = self._spawn(self._ibb_send(block_size))
         else:
-            self._digest = await self._hash_prefix(self.partial, self.offset)
+            self._digest = await self._resume_digest()
             self.transferred = self.offset
             self._file = open_partial(self.partial)
-            self._file.seek(self.offset)
-            self._file.truncate()
+            _cut_at(self._file, self.offset)
             self._expected_seq = 0
             self._last_progress = 0.0
 
     async def _ibb_send(self, block_size: int) -> None:
         """At most IBB_WINDOW unacknowledged blocks: a slow receiver slows us, and
         neither side ever holds more than the window in memory."""
-        digest = await self._hash_prefix(self.path, self.offset)
+        hashing = asyncio.ensure_future(asyncio.to_thread(DIGESTS.hexdigest, self.path,
+                                                          "sha-256"))
         self.transferred = self.offset
         last, seq = 0.0, 0
         try:
@@ -334,19 +381,20 @@ class Transfer:
                 fh.seek(self.offset)
                 while chunk := fh.read(block_size):
                     await self._window.acquire()
-                    digest.update(chunk)
                     await self._send(m.Process.SIGNALLING, m.IbbChunk(self.sid, seq, chunk))
                     seq = (seq + 1) & 0xFFFF
                     self.transferred += len(chunk)
                     last = await self._progress(last)
             for _ in range(IBB_WINDOW):  # every block acknowledged
                 await self._window.acquire()
+            sha256 = await hashing
         except OSError as exc:
+            hashing.cancel()
             log.warning("transfer %s: %s", self.sid, exc)
             await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "media-error"))
             return
         await self._progress(0.0)
-        await self._done(digest.hexdigest())
+        await self._done(sha256)
 
     def ibb_acked(self) -> None:
         self._window.release()
@@ -385,7 +433,7 @@ class Transfer:
             return streamed_sha256 == expected
         if algo not in HASHES:
             return False
-        digest = await asyncio.to_thread(_digest_file, HASHES[algo](), self.partial, None)
+        digest = await asyncio.to_thread(digest_file, HASHES[algo](), self.partial)
         return bool(digest.hexdigest() == expected)
 
     def commit(self, keep: bool) -> Path | None:
@@ -404,6 +452,10 @@ class Transfer:
         if self.closed:
             return
         self.closed = True
+        self._stop.set()
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)  # a blocked pump thread returns
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -418,17 +470,18 @@ class Transfer:
             await self._server.wait_closed()
 
 
-def _digest_file(digest: Any, path: Path, length: int | None) -> Any:
-    """Feed ``digest`` the first ``length`` bytes of ``path`` (all when None); runs in
-    a thread. Never follows a symbolic link."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as fh:
-        remaining = length
-        while remaining is None or remaining > 0:
-            chunk = fh.read(CHUNK if remaining is None else min(CHUNK, remaining))
-            if not chunk:
-                break
-            digest.update(chunk)
-            if remaining is not None:
-                remaining -= len(chunk)
-    return digest
+def _pause(writer: asyncio.StreamWriter) -> None:
+    """The handshake is done: from now on the bytes belong to a pump thread, so the
+    transport must read nothing more into its buffer."""
+    transport = writer.transport
+    assert isinstance(transport, asyncio.ReadTransport)
+    transport.pause_reading()
+
+
+def _cut_at(file: BinaryIO, offset: int) -> None:
+    """Position at ``offset``, dropping anything beyond it. A file already that short is
+    not truncated: ext4 (auto_da_alloc) flushes a truncated-then-rewritten file when it
+    is closed, which would cost a gigabyte's writeback at the end of every transfer."""
+    file.seek(offset)
+    if os.fstat(file.fileno()).st_size > offset:
+        file.truncate()
