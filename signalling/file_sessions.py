@@ -39,7 +39,7 @@ from signalling.jingle.states import Action, Reason, Role, Senders
 log = logging.getLogger(__name__)
 
 FILE_FEATURES = (ns.JINGLE, ns.FILE_TRANSFER)
-IBB_BLOCK_SIZE = 16384
+IBB_BLOCK_SIZE = 12288  # see bench.ibb: larger blocks stalled in Prosody here
 CHECKSUM_WAIT = 10.0  # seconds to wait for a checksum when the offer carried no hash
 _UNKNOWN = object()
 

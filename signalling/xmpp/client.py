@@ -29,6 +29,7 @@ from signalling.jingle.errors import StanzaError
 from signalling.jingle.ibb import IBB_STANZAS
 from signalling.jingle.session import SendError, SendRequest, SendResult, Stanza
 from signalling.jingle.stanzas import build_error, build_jingle, parse_error
+from signalling.xmpp import serializer
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class XmppClient(slixmpp.ClientXMPP):
     def __init__(self, account: AccountConfig, features: Iterable[str],
                  listener: StreamListener, approve_all: bool = False) -> None:
         super().__init__(f"{account.jid}/{account.resource}", account.password)
+        serializer.install()
         self.account = account
         self.listener = listener
         self._features = tuple(features)
