@@ -15,6 +15,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from bench.charts import bars
 from bench.lab import lab, start
 from scripts.agents import make_ready
 from scripts.raw_xmpp import login
@@ -89,6 +90,13 @@ def main() -> None:
           "(target >= 1.0)")
     print(f"ibb: the bare loop with the agents' block size and window {size / same / 1e6:.1f} "
           f"MB/s ({same:.2f} s); ratio {same / ours:.2f} (what the agents' own hops cost)")
+    drawn = bars("ibb", f"In-band, {megabytes} MB through Prosody (higher is better)", "MB/s",
+                 {"throughput": {
+                     f"bare slixmpp loop, {BARE_BLOCK} B x {BARE_WINDOW}": size / bare / 1e6,
+                     f"bare loop, {IBB_BLOCK_SIZE} B x {IBB_WINDOW}": size / same / 1e6,
+                     "agents, accept -> verified": size / ours / 1e6}})
+    if drawn:
+        print(f"ibb: chart {drawn}")
 
 
 if __name__ == "__main__":

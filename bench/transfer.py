@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.charts import bars
 from bench.lab import lab, start
 from scripts.agents import make_ready
 
@@ -124,9 +125,14 @@ def measure(megabytes: int, runs: int = 3) -> dict[str, float]:
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [200, 1024]
     runs = 3
+    chart: dict[str, dict[str, float]] = {}
     for megabytes in sizes:
         got = measure(megabytes, runs)
         size = megabytes * 1024 * 1024
+        chart[f"{megabytes} MB"] = {
+            "loopback TCP copy": size / got["raw"] / 1e6,
+            "copy, receiver hashing SHA-256": size / got["raw_hashed"] / 1e6,
+            "SOCKS5 transfer, verified": size / got["s5b"] / 1e6}
         raw, hashed, s5b = got["raw"], got["raw_hashed"], got["s5b"]
         print(f"transfer: {megabytes} MB, median of {runs}: loopback TCP copy "
               f"{size / raw / 1e6:.0f} MB/s ({raw:.2f} s), the same with the receiver "
@@ -136,6 +142,10 @@ def main() -> None:
               f"(target >= 0.9), against the plain copy {raw / s5b:.2f} (target >= 1.0)")
         print(f"transfer: {megabytes} MB receiving worker RSS {got['rss_before']:.0f} MB "
               f"before, peak {got['rss_peak']:.0f} MB over {runs + 1} transfers")
+    drawn = bars("transfer", "File transfer on loopback, median of 3 (higher is better)",
+                 "MB/s", chart)
+    if drawn:
+        print(f"transfer: chart {drawn}")
 
 
 if __name__ == "__main__":
