@@ -8,9 +8,10 @@ processes can print it and exit 2.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ ENCRYPTION_MODES = ("required", "optional", "off")
 
 
 KNOWN_KEYS: dict[str, frozenset[str]] = {
-    "account": frozenset({"jid", "password", "server", "port", "tls", "resource"}),
+    "account": frozenset({"jid", "password", "password_file", "server", "port", "tls",
+                          "resource"}),
     "control": frozenset({"commands", "events", "curve_keys"}),
     "bus": frozenset({"endpoint", "heartbeat_interval", "heartbeat_timeout", "spawn",
                       "curve_keys"}),
@@ -41,7 +43,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "ice": frozenset({"connect_timeout", "stun_server", "turn_server", "turn_username",
                       "turn_password", "turn_transport", "turns_server"}),
     "media": frozenset({"encryption"}),
-    "log": frozenset({"level"}),
+    "log": frozenset({"level", "timestamps"}),
 }
 
 
@@ -175,6 +177,7 @@ class AgentConfig:
     source: str
     media: MediaConfig = MediaConfig()
     contacts: ContactsConfig = ContactsConfig()
+    log_timestamps: bool | None = None  # None: yes, unless journald adds its own
 
     @property
     def bare_jid(self) -> str:
@@ -340,6 +343,24 @@ def _check_jid(key: str, jid: str) -> None:
         raise ConfigError(f"{key}: {jid!r} is not a JID like user@example.com")
 
 
+def _password(r: _Reader) -> str:
+    """``account.password``, or the contents of ``account.password_file`` (which may
+    name ``$CREDENTIALS_DIRECTORY``: systemd's LoadCredential=), so the config itself
+    can be world-readable and hold no secret."""
+    if r.raw("account", "password")[0] is not None or r.raw("account", "password_file")[0] is None:
+        return r.text("account", "password")
+    named = r.text("account", "password_file")
+    path = os.path.expanduser(os.path.expandvars(named))
+    try:
+        with open(path, encoding="utf-8") as fh:
+            secret = fh.read().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"account.password_file: {named}: {exc.strerror or exc}") from None
+    if not secret:
+        raise ConfigError(f"account.password_file: {named} is empty")
+    return secret
+
+
 def _check_known(table: Mapping[str, Any]) -> None:
     """A misspelt key would silently fall back to its default: refuse it instead."""
     for section, keys in table.items():
@@ -353,22 +374,29 @@ def _check_known(table: Mapping[str, Any]) -> None:
                 raise ConfigError(f"{section}.{key}: unknown key")
 
 
+def read_table(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The TOML file as a table, or :class:`ConfigError` saying why it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: not readable ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+
+
 def load_config(path: str | os.PathLike[str] | None,
                 env: Mapping[str, str] | None = None) -> AgentConfig:
     """Read, override from the environment, validate. Raises :class:`ConfigError`."""
     env = os.environ if env is None else env
-    table: dict[str, Any] = {}
-    source = "environment"
-    if path is not None:
-        source = str(path)
-        try:
-            with open(path, "rb") as fh:
-                table = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path}: not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+    table = read_table(path) if path is not None else {}
     _check_known(table)
+    return _build(table, env, "environment" if path is None else str(path))
+
+
+def _build(table: Mapping[str, Any], env: Mapping[str, str], source: str) -> AgentConfig:
     r = _Reader(table, env)
 
     jid = r.text("account", "jid")
@@ -376,7 +404,7 @@ def load_config(path: str | os.PathLike[str] | None,
     bare, _, resource = jid.partition("/")
     account = AccountConfig(
         jid=bare,
-        password=r.text("account", "password"),
+        password=_password(r),
         server=r.opt_text("account", "server"),
         port=r.integer("account", "port", 5222, 1, 65535),
         tls=r.text("account", "tls", "required", choices=TLS_MODES),
@@ -460,10 +488,135 @@ def load_config(path: str | os.PathLike[str] | None,
     if turn_server and not (ice.turn_username and ice.turn_password):
         raise ConfigError("ice.turn_username: a TURN server needs a username and password")
     log_level = r.text("log", "level", "info", choices=("debug", "info", "warning", "error"))
+    log_timestamps = (r.flag("log", "timestamps", True)
+                      if r.raw("log", "timestamps")[0] is not None else None)
     return AgentConfig(account=account, control=control, bus=bus, audio=audio,
                        transfer=transfer, policy=policy, jingle=jingle, ice=ice,
                        log_level=log_level, source=source,
                        media=MediaConfig(encryption=r.text("media", "encryption", "required",
                                                            choices=ENCRYPTION_MODES)),
                        contacts=ContactsConfig(approve=r.text("contacts", "approve", "none",
-                                                              choices=APPROVE_POLICIES)))
+                                                              choices=APPROVE_POLICIES)),
+                       log_timestamps=log_timestamps)
+
+
+# Environment variables of ours that are not configuration keys.
+OTHER_VARIABLES = frozenset({"PYJINGLE_SUPERVISED", "PYJINGLE_MEDIA_PRIORITY",
+                             "PYJINGLE_MEDIA_TRACE", "PYJINGLE_AGENT"})
+# What stands in for a required value that is wrong, so the check goes on past it.
+_PLACEHOLDERS = {("account", "jid"): "placeholder@localhost", ("account", "password"): "x"}
+
+
+def check_config(path: str | os.PathLike[str] | None,
+                 env: Mapping[str, str] | None = None) -> list[str]:
+    """Every problem of a configuration at once (``pyjingle-agent --check``), one line
+    each naming the key or environment variable; misspelt names get a suggestion."""
+    environment = dict(os.environ if env is None else env)
+    try:
+        table = read_table(path) if path is not None else {}
+    except ConfigError as exc:
+        return [str(exc)]
+    problems = _unknown_names(table, environment)
+    for _ in range(100):
+        try:
+            _build(table, environment, str(path))
+            break
+        except ConfigError as exc:
+            message = str(exc)
+            key = message.split(":", 1)[0]
+            section, _, name = key.partition(".")
+            variable = f"{ENV_PREFIX}{section.upper()}_{name.upper()}"
+            problems.append(message + (f" (from {variable})" if variable in environment
+                                       else ""))
+            if not _drop(table, environment, section, name, variable):
+                break
+    return problems
+
+
+def _unknown_names(table: dict[str, Any], env: dict[str, str]) -> list[str]:
+    problems = []
+    for section in list(table):
+        keys = table[section]
+        if section not in KNOWN_KEYS:
+            problems.append(f"[{section}]: unknown section{_did_you_mean(section, KNOWN_KEYS)}")
+            del table[section]
+        elif not isinstance(keys, dict):
+            problems.append(f"[{section}] must be a table")
+            del table[section]
+        else:
+            for key in list(keys):
+                if key not in KNOWN_KEYS[section]:
+                    problems.append(f"{section}.{key}: unknown key"
+                                    f"{_did_you_mean(key, KNOWN_KEYS[section])}")
+                    del keys[key]
+    variables = {f"{ENV_PREFIX}{s.upper()}_{k.upper()}" for s, ks in KNOWN_KEYS.items()
+                 for k in ks}
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in variables | OTHER_VARIABLES:
+            problems.append(f"{name}: not a pyjingle variable"
+                            f"{_did_you_mean(name, variables | OTHER_VARIABLES)}")
+            del env[name]
+    return problems
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _drop(table: dict[str, Any], env: dict[str, str], section: str, name: str,
+          variable: str) -> bool:
+    """Take a wrong value out (its default, or a placeholder, stands in); False when
+    there was nothing to take, so the check cannot go further."""
+    changed = env.pop(variable, None) is not None
+    values = table.get(section)
+    if isinstance(values, dict) and name in values:
+        del values[name]
+        changed = True
+    placeholder = _PLACEHOLDERS.get((section, name))
+    if placeholder is not None and changed:
+        table.setdefault(section, {})[name] = placeholder
+    elif placeholder is not None and table.get(section, {}).get(name) != placeholder:
+        table.setdefault(section, {})[name] = placeholder  # it was missing
+        changed = True
+    return changed
+
+
+# Where a systemd unit's agent (deploy/systemd/pyjingle@.service) keeps its sockets.
+UNIT_RUNTIME = Path("/run/pyjingle")
+
+
+@dataclass(frozen=True)
+class ControlEndpoints:
+    """What a client needs to reach an agent, and nothing else (never the password)."""
+
+    commands: str
+    events: str
+    curve_keys: str | None = None
+
+
+def control_endpoints(agent: str | None, env: Mapping[str, str] | None = None
+                      ) -> ControlEndpoints:
+    """The control endpoints of ``agent``: a config file (only its [control] table, and
+    account.jid when the endpoints are the defaults), or the name of a systemd unit
+    instance (``/run/pyjingle/<name>/``); ``PYJINGLE_AGENT`` when None."""
+    env = os.environ if env is None else env
+    agent = agent or env.get("PYJINGLE_AGENT")
+    if agent is None:
+        raise ConfigError("no agent given: use --agent CONFIG|NAME, PYJINGLE_AGENT, or "
+                          "--control and --events")
+    if not os.path.exists(agent) and "/" not in agent and not agent.endswith(".toml"):
+        folder = UNIT_RUNTIME / agent
+        return ControlEndpoints(f"ipc://{folder}/commands", f"ipc://{folder}/events")
+    r = _Reader(read_table(agent), env)
+    commands, events = r.opt_text("control", "commands"), r.opt_text("control", "events")
+    if commands is None or events is None:
+        jid = r.text("account", "jid")
+        _check_jid("account.jid", jid)
+        folder = runtime_dir(jid.split("/", 1)[0])
+        commands = commands or f"ipc://{folder}/commands"
+        events = events or f"ipc://{folder}/events"
+    keys = r.opt_text("control", "curve_keys")
+    return ControlEndpoints(_check_endpoint("control.commands", commands),
+                            _check_endpoint("control.events", events),
+                            os.path.expanduser(keys) if keys else None)

@@ -264,6 +264,18 @@ class ContactStateEvent(Message):
 
 
 @dataclass(frozen=True)
+class FileSummary:
+    """What an incoming offer says about its file (XEP-0234 <file/>), so the user does
+    not accept blind. ``hash`` is the name of the XEP-0300 algorithm offered, if any."""
+
+    name: str
+    size: int
+    media_type: str | None = None
+    description: str | None = None
+    hash: str | None = None
+
+
+@dataclass(frozen=True)
 class SessionStateEvent(Message):
     """``session.state``: one per Jingle state change, DEINIT last."""
 
@@ -274,6 +286,7 @@ class SessionStateEvent(Message):
     direction: Direction
     state: str
     reason: str | None = None
+    file: FileSummary | None = None  # an incoming file offer's, from RECEIVEDINITIATE on
 
 
 @dataclass(frozen=True)
@@ -285,6 +298,7 @@ class ConnectionStateEvent(Message):
     jid: str
     reason: str | None = None
     encrypted: bool | None = None  # TLS on the client-to-server stream
+    error: bool = False  # a login failure: ``reason`` says why and which key to check
 
 
 @dataclass(frozen=True)
@@ -485,6 +499,8 @@ class MediaStatsEvent(Message):
     codec: str | None = None
     concealed_frames: int = 0
     dropped_packets: int = 0  # malformed or unauthenticated datagrams discarded
+    sent_octets: int = 0  # RTP payload octets, as in the RTCP sender report
+    received_octets: int = 0
 
 
 @dataclass(frozen=True)

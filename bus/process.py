@@ -36,12 +36,35 @@ def parse_config(prog: str, argv: list[str] | None = None) -> AgentConfig:
         raise SystemExit(2) from None
 
 
+# Libraries whose INFO lines are chatter for a user (pair checks, raw XML): shown only
+# with log.level = "debug".
+CHATTY = ("slixmpp", "aioice", "asyncio")
+# sd-daemon(3) priority prefixes, which journald turns into syslog priorities.
+_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+             logging.CRITICAL: 2}
+
+
+class _JournalFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{_PRIORITY.get(record.levelno, 6)}>{super().format(record)}"
+
+
 def setup_logging(config: AgentConfig, name: str) -> None:
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format=f"%(asctime)s {name}[%(process)d] %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """One format for every process. Under journald (``JOURNAL_STREAM``) or with
+    ``log.timestamps = false`` (honcho adds its own) no timestamp, and under journald
+    each line carries its syslog priority, so ``journalctl -p err`` works."""
+    journald = bool(os.environ.get("JOURNAL_STREAM"))
+    stamps = config.log_timestamps if config.log_timestamps is not None else not journald
+    text = f"{name}[%(process)d] %(levelname)s %(name)s: %(message)s"
+    handler = logging.StreamHandler(sys.stderr)
+    fmt = f"%(asctime)s {text}" if stamps else text
+    handler.setFormatter(_JournalFormatter(fmt) if journald else logging.Formatter(fmt))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log_level.upper())
+    if config.log_level != "debug":
+        for library in CHATTY:
+            logging.getLogger(library).setLevel(logging.WARNING)
 
 
 def is_supervised() -> bool:

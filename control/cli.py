@@ -1,27 +1,39 @@
-"""``jingle``: the command line of the control contract (shared/CONTROL.md).
+"""``jingle``: the command line of the control contract (docs/control.md).
 
 Exit status 0 on success; otherwise a one-line message on stderr and
-1 (the agent said no), 2 (bad usage or config) or 3 (no agent answering).
+1 (the agent said no), 2 (bad usage, config or endpoint) or 3 (no agent answering).
+Paths are resolved here, against the directory the command runs in, never by the
+agent; no error ends in a traceback (a closed pipe ends ``jingle events | head``
+quietly).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 from typing import Any
 
-from bus.config import ConfigError, load_config
+import zmq
+
+from bus.config import ConfigError, control_endpoints
 from bus.curve import CurveKeyError
+from bus.version import version
 from control.client import AgentUnreachable, ControlClient, ControlFailed, EventWatcher
 
 TERMINAL = "DEINIT"
+PROBE_TIMEOUT = 2.0  # how long to wait for an agent before saying there is none
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jingle", description="drive a pyjingle agent")
-    p.add_argument("--agent", metavar="CONFIG", help="the agent's TOML config")
+    p.add_argument("--version", action="version", version=f"jingle {version()}")
+    p.add_argument("--agent", metavar="CONFIG|NAME",
+                   help="the agent's TOML config, or the name of a systemd unit instance "
+                        "(pyjingle@NAME); default: $PYJINGLE_AGENT")
     p.add_argument("--control", metavar="ENDPOINT", help="command socket endpoint")
     p.add_argument("--events", metavar="ENDPOINT", help="event socket endpoint")
     p.add_argument("--curve-keys", metavar="FOLDER",
@@ -45,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("accept", help="accept an incoming call or file")
     a.add_argument("sid")
     a.add_argument("--dir", help="for files: where to save")
+    a.add_argument("--wait", action="store_true",
+                   help="follow the session to its end (a progress bar for files)")
     r = sub.add_parser("reject", help="reject an incoming call or file")
     r.add_argument("sid")
     r.add_argument("--reason", choices=("decline", "busy"), default="decline")
@@ -63,60 +77,100 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("events", help="print events as JSON lines")
     e.add_argument("--no-follow", action="store_true", help="stop after 1 s without events")
     e.add_argument("--topic", action="append", default=[], help="only these event names")
+    t = sub.add_parser("top", help="a live view of the agent's sessions and workers")
+    t.add_argument("--once", action="store_true",
+                   help="print one view after --interval seconds and exit")
+    t.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
     return p
-
-
-def _endpoints(args: argparse.Namespace) -> tuple[str, str, str | None]:
-    if args.control and args.events:
-        return args.control, args.events, args.curve_keys
-    config = load_config(args.agent)
-    return (args.control or config.control.commands, args.events or config.control.events,
-            args.curve_keys or config.control.curve_keys)
 
 
 def _print(obj: Any) -> None:
     print(json.dumps(obj, sort_keys=True), flush=True)
 
 
-def _bar(done: int, size: int, started: float) -> str:
-    elapsed = max(time.monotonic() - started, 1e-6)
-    rate = done / elapsed
-    pct = 100.0 * done / size if size else 100.0
-    eta = (size - done) / rate if rate > 0 else 0.0
-    filled = int(pct / 5)
-    return (f"\r[{'#' * filled}{'.' * (20 - filled)}] {pct:5.1f}% "
-            f"{done / 1e6:8.1f}/{size / 1e6:.1f} MB {rate / 1e6:6.1f} MB/s ETA {eta:4.0f} s")
+class Progress:
+    """A one-line progress bar whose rate counts from the first byte, not from the
+    command (the wait for the peer to accept is not transfer time)."""
+
+    def __init__(self, show: bool) -> None:
+        self.show = show
+        self._first: tuple[float, int] | None = None
+
+    def update(self, done: int, size: int) -> None:
+        if not self.show:
+            return
+        now = time.monotonic()
+        if self._first is None:
+            self._first = (now, done)
+        since, base = self._first
+        rate = (done - base) / (now - since) if now > since else 0.0
+        pct = 100.0 * done / size if size else 100.0
+        eta = (size - done) / rate if rate > 0 else 0.0
+        filled = int(pct / 5)
+        print(f"\r[{'#' * filled}{'.' * (20 - filled)}] {pct:5.1f}% "
+              f"{done / 1e6:8.1f}/{size / 1e6:.1f} MB {rate / 1e6:6.1f} MB/s ETA {eta:4.0f} s",
+              end="", file=sys.stderr, flush=True)
+
+    def end(self) -> None:
+        if self.show and self._first is not None:
+            print(file=sys.stderr)
 
 
-def _wait_end(watcher: EventWatcher, sid: str, show_progress: bool) -> int:
-    """Follow ``sid`` to DEINIT; 0 only if it ended well (and any file was verified)."""
-    started = time.monotonic()
+def _wait_end(client: ControlClient, watcher: EventWatcher, sid: str, show: bool) -> int:
+    """Follow ``sid`` to DEINIT; 0 only if it ended well (and any file was verified).
+    Ctrl-C hangs the session up (an offer is cancelled, a transfer stopped)."""
+    progress = Progress(show)
     verified: bool | None = None
-    while True:
-        event = watcher.poll(3600.0)
-        if event is None or event.get("sid") != sid:
-            continue
-        name = event["event"]
-        if name == "transfer.progress" and show_progress:
-            print(_bar(event.get("bytes", 0), event.get("size") or 0, started), end="",
-                  file=sys.stderr, flush=True)
-        elif name == "transfer.complete":
-            if show_progress:
-                print(file=sys.stderr)
-            _print(event)
-            verified = bool(event.get("verified"))
-        elif name == "session.state" and event["state"] == TERMINAL:
-            reason = event.get("reason") or ""
-            if verified is False:
-                print("jingle: transfer finished but the hash did not match", file=sys.stderr)
-                return 1
-            if reason not in ("success", ""):
-                print(f"jingle: session ended: {reason}", file=sys.stderr)
-                return 1
-            return 0
+    try:
+        while True:
+            event = watcher.poll(3600.0)
+            if event is None or event.get("sid") != sid:
+                continue
+            name = event["event"]
+            if name == "transfer.progress":
+                progress.update(event.get("bytes", 0), event.get("size") or 0)
+            elif name == "transfer.complete":
+                progress.end()
+                _print(event)
+                verified = bool(event.get("verified"))
+            elif name == "session.state" and event["state"] == TERMINAL:
+                reason = event.get("reason") or ""
+                if verified is False:
+                    print("jingle: transfer finished but the hash did not match",
+                          file=sys.stderr)
+                    return 1
+                if reason not in ("success", ""):
+                    print(f"jingle: session ended: {reason}", file=sys.stderr)
+                    return 1
+                return 0
+    except KeyboardInterrupt:
+        progress.end()
+        try:
+            client.hangup(sid, "cancel")
+            print(f"jingle: interrupted: session {sid} cancelled", file=sys.stderr)
+        except (ControlFailed, AgentUnreachable) as exc:
+            print(f"jingle: interrupted; hanging up {sid} failed: {exc}", file=sys.stderr)
+        return 130
+
+
+def _endpoints(args: argparse.Namespace) -> tuple[str, str, str | None]:
+    if args.control and args.events:
+        return args.control, args.events, args.curve_keys
+    found = control_endpoints(args.agent)
+    return (args.control or found.commands, args.events or found.events,
+            args.curve_keys or found.curve_keys)
+
+
+def _probe(client: ControlClient, commands: str) -> None:
+    """Fail fast when nothing answers (an ipc socket that does not exist, or silence)."""
+    if commands.startswith("ipc://") and not os.path.exists(commands[len("ipc://"):]):
+        raise AgentUnreachable(f"no socket {commands[len('ipc://'):]}: is the agent running?")
+    client.request("status", timeout=PROBE_TIMEOUT)
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A closed pipe (`jingle events | head -1`) ends us quietly, as it does cat.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = _parser().parse_args(argv)
     try:
         commands, events, keys = _endpoints(args)
@@ -125,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         with ControlClient(commands, events, keys) as client:
+            _probe(client, commands)
             return _run(client, args, events, keys)
     except ControlFailed as exc:
         print(f"jingle: {exc.code}: {exc.message}", file=sys.stderr)
@@ -132,8 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     except CurveKeyError as exc:
         print(f"jingle: CURVE keys: {exc}", file=sys.stderr)
         return 2
+    except zmq.ZMQError as exc:
+        print(f"jingle: cannot use the endpoints {commands} / {events}: {exc}",
+              file=sys.stderr)
+        return 2
     except AgentUnreachable as exc:
-        print(f"jingle: agent not answering at {commands}: {exc}", file=sys.stderr)
+        print(f"jingle: no agent answering at {commands}: {exc}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         return 130
@@ -157,15 +216,22 @@ def _run(client: ControlClient, args: argparse.Namespace, events: str,
                 sid = client.request_file(args.jid, args.name)
                 wait, progress = not args.no_wait, sys.stderr.isatty()
             else:
-                sid = client.send_file(args.jid, args.path, args.name, args.description)
+                sid = client.send_file(args.jid, os.path.abspath(args.path), args.name,
+                                       args.description)
                 wait, progress = not args.no_wait, sys.stderr.isatty()
             _print({"sid": sid})
             if wait:
-                return _wait_end(watcher, sid, progress)
+                return _wait_end(client, watcher, sid, progress)
         finally:
             watcher.close()
     elif cmd == "accept":
-        client.accept(args.sid, args.dir)
+        watcher = EventWatcher(events, ("session.state", "transfer."), keys)
+        try:
+            client.accept(args.sid, os.path.abspath(args.dir) if args.dir else None)
+            if args.wait:
+                return _wait_end(client, watcher, args.sid, sys.stderr.isatty())
+        finally:
+            watcher.close()
     elif cmd == "reject":
         client.reject(args.sid, args.reason)
     elif cmd == "hangup":
@@ -180,6 +246,10 @@ def _run(client: ControlClient, args: argparse.Namespace, events: str,
         topics = tuple(args.topic) or ("",)
         for event in client.events(topics, timeout=1.0 if args.no_follow else None):
             _print(event)
+    elif cmd == "top":
+        from control.top import run_top
+
+        return run_top(client, events, keys, args.interval, args.once)
     return 0
 
 

@@ -88,6 +88,7 @@ class MediaCall:
         self.sent_packets = 0
         self.sent_octets = 0
         self.dropped_packets = 0  # datagrams discarded as malformed or unauthenticated
+        self.received_octets = 0  # payload octets of the RTP packets taken in
         self.remote_ssrc: int | None = None
         self.reception: ReceptionStats | None = None
         self.jitter = JitterBuffer()
@@ -428,6 +429,7 @@ class MediaCall:
             self.dropped_packets += 1
             return
         self._last_rx = now
+        self.received_octets += len(packet.payload)
         self.remote_ssrc = packet.ssrc
         extended = self.reception.update(packet.sequence, packet.timestamp, now)
         if extended is not None:
@@ -474,4 +476,5 @@ class MediaCall:
                 time.time(), self.sid, self.sent_packets, self.reception.received,
                 max(0, self.reception.lost), round(self.reception.jitter_ms(), 2),
                 None if self.rtt_ms is None else round(self.rtt_ms, 2),
-                self.codec.name, self.jitter.stats.concealed, self.dropped_packets))
+                self.codec.name, self.jitter.stats.concealed, self.dropped_packets,
+                self.sent_octets, self.received_octets))

@@ -40,7 +40,9 @@ def write_config(user: str) -> Path:
         f'[bus]\nendpoint = "ipc://{DIR}/{user}.bus"\n\n'
         f'[audio]\ninput = "tone:{440 if user == "alice" else 660}"\n'
         f'output = "file:{DIR}/{user}-heard.wav"\n\n'
-        f'[transfer]\ndownload_dir = "{DIR}/{user}-downloads"\n'
+        f'[transfer]\ndownload_dir = "{DIR}/{user}-downloads"\n\n'
+        # honcho stamps each line itself
+        f'[log]\ntimestamps = false\n'
     )
     return path
 

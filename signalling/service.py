@@ -109,6 +109,7 @@ class Signalling:
         self._proxy: tuple[str, str, int] | None = None
         self._proxy_known = False
         self._grace: asyncio.TimerHandle | None = None
+        self._last_failure: str | None = None
 
     # --- process lifecycle (bus.service.Service) -------------------------------------
 
@@ -180,9 +181,19 @@ class Signalling:
         self._bg.spawn(self.calls.refresh_servers())
         self.local_jid = jid
         self.manager.local = jid
+        self._last_failure = None
         log.info("connected as %s (%s)", jid, "TLS" if encrypted else "no TLS")
         self.post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
             time.time(), m.ConnectionState.CONNECTED, jid, encrypted=encrypted))
+
+    def on_login_failed(self, reason: str) -> None:
+        """A login that cannot succeed as configured: one ERROR line naming the key to
+        check (once per cause), and the reason for ``status.last_error``."""
+        if reason != self._last_failure:
+            log.error("%s", reason)
+            self._last_failure = reason
+        self.post(m.Process.SUPERVISOR, m.ConnectionStateEvent(
+            time.time(), m.ConnectionState.DISCONNECTED, self.local_jid, reason, error=True))
 
     def on_disconnected(self, reason: str) -> None:
         self._cancel_grace()
@@ -391,10 +402,16 @@ class Signalling:
             direction = (m.Direction.OUTGOING if event.role is Role.INITIATOR
                          else m.Direction.INCOMING)
             reason = inner.reason.condition.value if inner.reason else None
-            self.report_state(inner.sid, event.peer, kind, direction, inner.state.value, reason)
+            offered = None
+            if (session is not None and is_file and direction is m.Direction.INCOMING
+                    and inner.state is SessionState.RECEIVEDINITIATE):
+                offered = _file_summary(session)
+            self.report_state(inner.sid, event.peer, kind, direction, inner.state.value, reason,
+                              offered)
 
     def report_state(self, sid: str, peer: str, kind: m.SessionKind, direction: m.Direction,
-                     state: str, reason: str | None = None) -> None:
+                     state: str, reason: str | None = None,
+                     file: m.FileSummary | None = None) -> None:
         """``session.state`` for the control socket, once per change: a proposed call
         (XEP-0353) reports its first states before its Jingle session exists."""
         info = self.info.get(sid)
@@ -407,7 +424,7 @@ class Signalling:
             return
         info.state = state
         self.post(m.Process.SUPERVISOR, m.SessionStateEvent(
-            time.time(), sid, info.peer, info.kind, info.direction, state, reason))
+            time.time(), sid, info.peer, info.kind, info.direction, state, reason, file))
         ending = state == SessionState.DEINIT or state in ENDING
         if ending and not info.closed:
             # Hang-up stops media at once, before the terminate is acknowledged.
@@ -540,18 +557,31 @@ class Signalling:
                        online: list[OnlineResource] | None = None) -> str:
         """libjingle's MakeCallTo: a full JID must be online; a bare JID becomes the best
         online resource that supports ``features``. ``online``: the resources already
-        looked up (disco) for this command."""
+        looked up (disco) for this command. Never this agent itself; the errors say
+        whether the peer is offline, lacks the feature, or is no contact at all."""
+        if to == self.local_jid:
+            raise CommandError(cp.BAD_REQUEST, "to: that is this agent itself")
         if online is None:
             online = await self.xmpp.online_resources(bare(to))
+        online = [r for r in online if r.jid != self.local_jid]
         if "/" in to:
             if not any(r.jid == to for r in online):
                 raise CommandError(cp.NOT_FOUND, f"{to} is not online")
             return to
         chosen = choose_resource(online, features)
-        if chosen is None:
-            raise CommandError(cp.NOT_FOUND, f"Could not find online friend {to} "
-                               f"with Jingle {what} support")
-        return chosen
+        if chosen is not None:
+            return chosen
+        if bare(to) == bare(self.local_jid):
+            raise CommandError(cp.NOT_FOUND, f"no other device of yours ({to}) with Jingle "
+                               f"{what} is online")
+        if online:
+            raise CommandError(cp.NOT_FOUND, f"Could not find online friend {to} with "
+                               f"Jingle {what} support (online, without it)")
+        if self.xmpp.knows(bare(to)):
+            raise CommandError(cp.NOT_FOUND, f"Could not find online friend {to} with "
+                               f"Jingle {what} support (offline)")
+        raise CommandError(cp.NOT_FOUND, f"{to} is not one of your contacts and not online "
+                           "to you (add them: jingle add JID)")
 
     async def _call(self, to: str) -> str:
         """XEP-0353 when the callee's devices speak it (disco tells), else a plain
@@ -711,6 +741,16 @@ class Signalling:
         """Send on the bus, in order with everything else this process posts."""
         if self.link is not None:
             self.link.post(process, message)
+
+
+def _file_summary(session: Session) -> m.FileSummary | None:
+    """The offered file as the control socket shows it (CONTROL.md 1.1)."""
+    content = session.remote_contents[0] if session.remote_contents else None
+    if content is None or not isinstance(content.description, ft.FileDescription):
+        return None
+    file = content.description.file
+    algo = next((h.algo for h in file.hashes), None)
+    return m.FileSummary(file.name or "", file.size or 0, file.media_type, file.desc, algo)
 
 
 def _check_jid(argument: str, value: str) -> str:

@@ -12,6 +12,7 @@ signalling dies, the supervisor itself ends them with DEINIT.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -27,6 +28,7 @@ from bus import curve
 from bus import messages as m
 from bus.config import AgentConfig
 from bus.tasks import TaskSet
+from bus.version import version
 from control import protocol as cp
 from supervisor import sd_notify
 from supervisor.children import Child, kill, next_backoff, spawn
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 FORWARD_TIMEOUT = 4.0
 CONTROL_MAX_MSGSIZE = 1 << 20
+VERSION = version()
 SHUTDOWN_GRACE = 3.0
 WORKERS = (m.Process.SIGNALLING, m.Process.MEDIA, m.Process.TRANSFER)
 
@@ -50,6 +53,8 @@ class Supervisor:
         self.jid = f"{config.bare_jid}/{config.account.resource}"
         self.connected = False
         self.encrypted = False
+        self.last_error: str | None = None
+        self._began: dict[str, float] = {}  # sid -> when it reached INPROGRESS
         self._pending: dict[str, asyncio.Future[m.Message]] = {}
         self._stopping = False
         self._bg = TaskSet()
@@ -104,6 +109,7 @@ class Supervisor:
                      self._feed_watchdog()):
             self._bg.spawn(loop)
         sd_notify.notify("READY=1")
+        sd_notify.notify(f"STATUS=logging in as {self.jid}")
         await stop.wait()
         await self.shutdown()
 
@@ -145,8 +151,10 @@ class Supervisor:
             return
         child.alive = False
         child.backlog.clear()
-        log.log(logging.INFO if self._stopping else logging.WARNING,
-                "%s (pid %d) exited with %s", child.process, child.pid, code)
+        if self._stopping:
+            log.info("%s (pid %d) stopped", child.process, child.pid)
+        else:
+            log.warning("%s (pid %d) exited with %s", child.process, child.pid, code)
         self._publish_worker(child, m.WorkerState.EXITED, code)
         await self._worker_lost(child, code)
         if self._stopping:
@@ -281,8 +289,19 @@ class Supervisor:
             if future is not None and not future.done():
                 future.set_result(message)
         elif isinstance(message, m.SessionStateEvent):
-            summary = {"sid": message.sid, "peer": message.peer, "kind": message.kind.value,
-                       "direction": message.direction.value, "state": message.state}
+            summary: dict[str, Any] = {
+                "sid": message.sid, "peer": message.peer, "kind": message.kind.value,
+                "direction": message.direction.value, "state": message.state}
+            known = self.sessions.get(message.sid, {})
+            offered = known.get("file")
+            if "transport" in known:
+                summary["transport"] = known["transport"]
+            if message.file is not None:
+                offered = {k: v for k, v in dataclasses.asdict(message.file).items()
+                           if v is not None}
+            if offered:
+                summary["file"] = offered  # kept on the entry for the session's life
+            self._tell_session(summary, message.reason)
             if message.state == "DEINIT":
                 self.sessions.pop(message.sid, None)
             else:
@@ -292,6 +311,13 @@ class Supervisor:
             self.connected = message.state is m.ConnectionState.CONNECTED
             self.encrypted = bool(self.connected and message.encrypted)
             self.jid = message.jid or self.jid
+            if self.connected:
+                self.last_error = None
+                sd_notify.notify(f"STATUS=connected as {self.jid}")
+            elif message.reason and (message.error or self.last_error is None):
+                # A login failure says more than the disconnection that follows it.
+                self.last_error = message.reason
+                sd_notify.notify(f"STATUS=not connected: {message.reason}")
             self._publish("connection.state", {"state": message.state.value,
                                                "reason": message.reason,
                                                "encrypted": message.encrypted}, message.ts)
@@ -310,16 +336,31 @@ class Supervisor:
                 "lost_packets": message.lost_packets, "jitter_ms": message.jitter_ms,
                 "rtt_ms": message.rtt_ms, "codec": message.codec,
                 "concealed_frames": message.concealed_frames,
-                "dropped_packets": message.dropped_packets}, message.ts)
+                "dropped_packets": message.dropped_packets,
+                "sent_octets": message.sent_octets,
+                "received_octets": message.received_octets}, message.ts)
         elif isinstance(message, m.TransferProgressEvent):
             self._publish("transfer.progress", {"sid": message.sid, "bytes": message.bytes,
                                                 "size": message.size}, message.ts)
         elif isinstance(message, m.TransferCompleteEvent):
+            if message.path:
+                log.info("file saved: %s (%d bytes, %s)", message.path, message.size,
+                         "hash verified" if message.verified else "NOT verified")
+            else:
+                log.info("file %s sent (%d bytes, %s)", message.name, message.size,
+                         "the peer verified it" if message.verified else "unconfirmed")
             self._publish("transfer.complete", {
                 "sid": message.sid, "size": message.size, "sha256": message.sha256,
                 "verified": message.verified, "path": message.path, "name": message.name},
                 message.ts)
         elif isinstance(message, m.TransportStateEvent):
+            self._tell_transport(message)
+            entry = self.sessions.get(message.sid)
+            if entry is not None and message.state is m.TransportState.CONNECTED:
+                entry["transport"] = {k: v for k, v in (
+                    ("method", message.method), ("local", message.local),
+                    ("remote", message.remote), ("encryption", message.encryption))
+                    if v is not None}
             self._publish("transport.state", {
                 "sid": message.sid, "state": message.state.value, "method": message.method,
                 "local": message.local, "remote": message.remote,
@@ -328,6 +369,45 @@ class Supervisor:
                 **({"restart": True} if message.restart else {})}, message.ts)
         else:
             log.debug("supervisor ignores %s from %s", type(message).__name__, source)
+
+    # --- the story, one line per thing a user notices ----------------------------------
+
+    def _tell_session(self, summary: dict[str, Any], reason: str | None) -> None:
+        sid, state, peer = summary["sid"], summary["state"], summary["peer"]
+        what = "call" if summary["kind"] == "call" else "transfer"
+        offered = summary.get("file")
+        if state == "RECEIVEDINITIATE" and summary["direction"] == "incoming":
+            if offered:
+                log.info("incoming file from %s: %s (%s bytes) [%s]", peer,
+                         offered.get("name"), offered.get("size"), sid)
+            else:
+                log.info("incoming call from %s [%s]", peer, sid)
+        elif state == "SENTINITIATE":
+            log.info("%s %s [%s]", "calling" if what == "call" else "offering a file to",
+                     peer, sid)
+        elif state in ("SENTACCEPT", "RECEIVEDACCEPT"):
+            log.info("%s with %s accepted%s [%s]", what, peer,
+                     " by the peer" if state == "RECEIVEDACCEPT" else "", sid)
+        elif state == "INPROGRESS":
+            self._began[sid] = time.monotonic()
+        elif state == "DEINIT":
+            began = self._began.pop(sid, None)
+            lasted = f" after {time.monotonic() - began:.0f} s" if began else ""
+            log.info("%s with %s ended%s: %s [%s]", what, peer, lasted, reason or "-", sid)
+
+    def _tell_transport(self, event: m.TransportStateEvent) -> None:
+        if event.state is m.TransportState.CONNECTED:
+            call = event.method == "ice-udp"
+            security = ""
+            if call:
+                security = (f", encrypted ({event.encryption})"
+                            if event.encryption not in (None, "none") else ", NOT encrypted")
+            log.info("%s connected%s over %s, %s -> %s%s [%s]",
+                     "call" if call else "transfer",
+                     " again (ICE restart)" if event.restart else "", event.method,
+                     event.local or "?", event.remote or "?", security, event.sid)
+        elif event.state is m.TransportState.FAILED:
+            log.warning("%s transport failed [%s]", event.method, event.sid)
 
     # --- control socket -------------------------------------------------------------
 
@@ -357,7 +437,9 @@ class Supervisor:
         if request.cmd == "status":
             return {
                 "jid": self.jid,
+                "version": VERSION,
                 "connected": self.connected,
+                **({} if self.connected else {"last_error": self.last_error}),
                 "encrypted": self.encrypted,
                 "workers": {c.process.value: c.summary() for c in self.children.values()},
                 "sessions": list(self.sessions.values()),

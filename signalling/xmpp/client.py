@@ -34,6 +34,10 @@ from signalling.xmpp import serializer
 log = logging.getLogger(__name__)
 
 RECONNECT_MAX = 30.0
+# A refused login is not fixed by retrying: wait long, do not hammer the server (or
+# lock the account with its brute-force protection).
+AUTH_RETRY_FIRST = 60.0
+AUTH_RETRY_MAX = 900.0
 BYTESTREAMS = "http://jabber.org/protocol/bytestreams"  # XEP-0065
 EXTDISCO = "urn:xmpp:extdisco:2"  # XEP-0215
 _JMI_PREFIXES = (f"{{{ns.JMI}}}", f"{{{ns.JMI_1}}}", f"{{{ns.CARBONS}}}sent")
@@ -49,6 +53,7 @@ class StreamListener(Protocol):
     def on_message(self, element: ET.Element) -> None: ...
     def on_interrupted(self, reason: str) -> None: ...
     def on_resumed(self, jid: str) -> None: ...
+    def on_login_failed(self, reason: str) -> None: ...
     def on_contact_request(self, jid: str) -> None: ...
     def on_contact_state(self, jid: str, subscription: str) -> None: ...
 
@@ -97,6 +102,9 @@ class XmppClient(slixmpp.ClientXMPP):
         self.add_event_handler("session_resumed", self._on_resumed)
         self.add_event_handler("session_end", self._on_session_end)
         self.add_event_handler("connection_failed", self._on_connection_failed)
+        self.add_event_handler("failed_all_auth", self._on_auth_failed)
+        self.add_event_handler("no_auth", self._on_no_auth)
+        self._auth_failed = False
         self.add_event_handler("presence_unavailable", self._on_presence_unavailable)
         self.register_handler(Callback(
             "Jingle", MatchXPath(f"{{{ns.CLIENT}}}iq/{{{ns.JINGLE}}}jingle"), self._on_jingle
@@ -201,10 +209,39 @@ class XmppClient(slixmpp.ClientXMPP):
         self.abort()
 
     def _on_connection_failed(self, error: Any) -> None:
-        self.listener.on_disconnected(f"connection failed: {error}")
+        host = self.account.server or self.boundjid.domain
+        why = getattr(error, "strerror", None) or str(error)
+        self.listener.on_login_failed(
+            f"cannot reach the server {host}:{self.account.port} ({why}): check "
+            "account.server and account.port")
+
+    def _on_auth_failed(self, _event: Any) -> None:
+        self._auth_failed = True
+        self.listener.on_login_failed(
+            f"authentication failed for {self.boundjid.bare}: check account.password "
+            "(and account.jid)")
+
+    def _on_no_auth(self, _event: Any) -> None:
+        encrypted = self.transport is not None and (
+            self.transport.get_extra_info("ssl_object") is not None)
+        self._auth_failed = True
+        if not encrypted and self.account.tls == "required":
+            self.listener.on_login_failed(
+                "TLS is required but the server offered none (no STARTTLS): check "
+                "account.tls, or the server's TLS setup")
+        else:
+            self.listener.on_login_failed(
+                "no login method in common with the server: check account.tls")
 
     def _reconnect(self) -> None:
         if self._stopping:
+            return
+        if self._auth_failed:
+            self._auth_failed = False
+            self._backoff = min(max(self._backoff * 2, AUTH_RETRY_FIRST), AUTH_RETRY_MAX)
+            log.info("login refused: next attempt in %.0f s", self._backoff)
+            self.loop.call_later(self._backoff,
+                                 lambda: None if self._stopping else self.start())
             return
         delay, self._backoff = self._backoff, min(self._backoff * 2, RECONNECT_MAX)
         log.info("reconnecting in %.0f s", delay)
@@ -343,6 +380,11 @@ class XmppClient(slixmpp.ClientXMPP):
         if bare not in self.client_roster:
             return False
         return bool(self.client_roster[bare]["subscription"] in ("both", "to"))
+
+    def knows(self, bare: str) -> bool:
+        """In the roster at all (whatever the subscription)?"""
+        return bare in self.client_roster and any(
+            c.jid == bare for c in self.contacts())
 
     def contacts(self) -> list[ContactInfo]:
         """The roster (RFC 6121 §2) with each subscription and pending request."""
