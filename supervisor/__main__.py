@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes.util
+import logging
 import sys
 from pathlib import Path
 
@@ -71,6 +72,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{PROG}: cannot take the agent lock {lock.path}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     setup_logging(config, "supervisor")
+    uses_card = "default" in (config.audio.input, config.audio.output)
+    if uses_card and ctypes.util.find_library("portaudio") is None:
+        logging.getLogger("supervisor").warning(
+            "libportaudio not found (Debian: apt-get install libportaudio2): no sound card, "
+            "calls send silence and play nothing")
 
     async def run(stop: asyncio.Event) -> None:
         await Supervisor(config, args.config).run(stop)
