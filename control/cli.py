@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except AgentUnreachable as exc:
-        print(f"jingle: no agent answering at {commands}: {exc}", file=sys.stderr)
+        print(f"jingle: agent not answering at {commands}: {exc}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         return 130
