@@ -1,6 +1,6 @@
 """The agent's configuration: one TOML file that every process of the agent reads.
 
-CONTROL.md fixes the minimum keys and the override rule: every key can be
+docs/control.md fixes the minimum keys and the override rule: every key can be
 replaced by the environment variable ``PYJINGLE_<SECTION>_<KEY>``. Whatever is
 wrong is reported as :class:`ConfigError` naming the key, on one line, so the
 processes can print it and exit 2.

@@ -55,7 +55,7 @@ class Process(enum.StrEnum):
 
 
 class WorkerState(enum.StrEnum):
-    """Values of the ``worker.state`` control event (CONTROL.md)."""
+    """Values of the ``worker.state`` control event (docs/control.md)."""
 
     STARTED = "started"
     EXITED = "exited"
@@ -303,7 +303,7 @@ class ConnectionStateEvent(Message):
 
 @dataclass(frozen=True)
 class SessionInfoEvent(Message):
-    """``session.info`` (ours, beyond CONTROL.md): the peer's XEP-0167 §7 session-info,
+    """``session.info`` (ours, beyond the contract's floor): the peer's XEP-0167 §7 session-info,
     e.g. ringing, mute of content ``name``, hold."""
 
     ts: float

@@ -1,4 +1,4 @@
-"""A typed client of the control contract (shared/CONTROL.md) for other Python tools.
+"""A typed client of the control contract (docs/control.md) for other Python tools.
 
 Synchronous on purpose: scripts, tests and the CLI call one command, wait
 for its one reply, and read events from an iterator.

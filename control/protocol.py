@@ -1,4 +1,4 @@
-"""The control contract's wire format (shared/CONTROL.md, version 1), both sides.
+"""The control contract's wire format (docs/control.md, version 1), both sides.
 
 Requests: one msgpack map ``{"v": 1, "id": str, "cmd": str, "args": map}``.
 Replies: ``{"v": 1, "id", "ok": true, "result"}`` or ``{"v": 1, "id", "ok": false,
@@ -26,7 +26,7 @@ MAX_FRAME = 64 * 1024
 _UNPACK_LIMITS = {"max_str_len": 16 * 1024, "max_bin_len": 16 * 1024,
                   "max_array_len": 64, "max_map_len": 32, "max_ext_len": 0}
 
-# Error codes (CONTROL.md names the first two; the rest are ours, documented in README).
+# Error codes, each documented in docs/control.md (a test checks).
 UNKNOWN_COMMAND = "unknown-command"
 BAD_REQUEST = "bad-request"
 UNKNOWN_SESSION = "unknown-session"

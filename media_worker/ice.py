@@ -1,6 +1,6 @@
 """The aioice edge: one ICE-UDP connection per call, candidates as bus values.
 
-Facts from shared/MACHINE-NOTES.md that shape it: aioice only ends its checks
+Facts measured on our test machines that shape it: aioice only ends its checks
 once told there are no more remote candidates (``add_remote_candidate(None)``),
 and failing checks can run for a minute, so the worker debounces an
 end-of-candidates and bounds ``connect()`` in time.

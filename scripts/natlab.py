@@ -8,7 +8,7 @@ Each NAT namespace runs nftables in one of the matrix's modes, set per row:
 - ``open``: plain routing, no NAT (the internet routes 10.x to the NATs);
 - ``cone``: endpoint-independent mapping (Linux keeps the source port) and
   NEW inbound dropped on the WAN side. Plain MASQUERADE alone turns symmetric
-  after an unsolicited inbound packet (MACHINE-NOTES), hence the drop;
+  after an unsolicited inbound packet (measured here), hence the drop;
 - ``symmetric``: ``masquerade random``: a fresh port per destination, NEW
   inbound dropped;
 - ``udp-blocked``: the cone NAT that also drops every UDP datagram it would

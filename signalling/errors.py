@@ -1,4 +1,4 @@
-"""The error a control command ends with: a CONTROL.md code and a message."""
+"""The error a control command ends with: a docs/control.md code and a message."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """XEP-0215 external services: STUN/TURN servers and time-limited TURN credentials
 from the XMPP server, chosen for aioice and refreshed before they expire. Pure.
 
-aioice takes one STUN and one TURN server per connection (shared/MACHINE-NOTES):
+aioice takes one STUN and one TURN server per connection (as measured on our test machines):
 UDP is preferred for both, TURN over TCP is kept when it is all there is.
 """
 

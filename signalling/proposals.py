@@ -47,7 +47,7 @@ class Proposals:
         self.host = host
         self.live: dict[str, jmi.Proposal] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        # The full JID the control socket shows (CONTROL.md) until a device answers.
+        # The full JID the control socket shows (docs/control.md) until a device answers.
         self._shown: dict[str, str] = {}
 
     def get(self, sid: str) -> jmi.Proposal | None:

@@ -744,7 +744,7 @@ class Signalling:
 
 
 def _file_summary(session: Session) -> m.FileSummary | None:
-    """The offered file as the control socket shows it (CONTROL.md 1.1)."""
+    """The offered file as the control socket shows it (docs/control.md)."""
     content = session.remote_contents[0] if session.remote_contents else None
     if content is None or not isinstance(content.description, ft.FileDescription):
         return None

@@ -1,7 +1,7 @@
 """The supervisor: the agent's front door and the keeper of its processes.
 
 It binds the three sockets that must outlive any worker — the control
-ROUTER and PUB of CONTROL.md, and the bus hub — so ``status`` answers and
+ROUTER and PUB of docs/control.md, and the bus hub — so ``status`` answers and
 events flow even while signalling restarts. Session commands are forwarded to
 signalling as typed bus messages; a reply not back within
 ``FORWARD_TIMEOUT`` becomes ``unavailable``, so every request is answered

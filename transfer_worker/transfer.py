@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 MAX_HANDSHAKES = 8  # concurrent SOCKS5 handshakes one streamhost accepts
 CONNECT_TIMEOUT = 5.0
-PROGRESS_INTERVAL = 0.1  # CONTROL.md: at most ~10 transfer.progress a second
+PROGRESS_INTERVAL = 0.1  # docs/control.md: at most ~10 transfer.progress a second
 IBB_WINDOW = 32  # unacknowledged in-band blocks in flight
 
 Send = Callable[[m.Process, m.Message], Awaitable[None]]

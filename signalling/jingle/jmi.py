@@ -374,7 +374,7 @@ class Proposal:
 
 def session_state(role: Role, state: JmiState) -> SessionState | None:
     """libjingle's name for a proposal's state, as the control socket reports it
-    (CONTROL.md): a proposal is the session's first phase. None: the Jingle
+    (docs/control.md): a proposal is the session's first phase. None: the Jingle
     session's own states take over."""
     if role is Role.INITIATOR:
         return {JmiState.PROPOSED: SessionState.SENTINITIATE,
