@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bench.charts import bars
 from bench.lab import lab, median, start, timed_calls
 from bench.raw_xmpp import iq_round_trips
 from scripts.agents import make_ready
@@ -41,6 +42,10 @@ def main() -> None:
               f"{setup / rtt:.1f}x a bare IQ round trip ({rtt * 1000:.2f} ms)")
     print(f"call_setup: JMI + DTLS-SRTP / plain = {median(secure) / median(plain):.2f}x "
           f"(target <= 10x an IQ round trip and < 250 ms for the plain call)")
+    bars("call_setup", "Call setup, call -> INPROGRESS both sides, median (lower is better)",
+         "ms", {"setup": {"bare IQ round trip": rtt * 1000,
+                          "plain XEP-0166 + RTP": median(plain) * 1000,
+                          "XEP-0353 + DTLS-SRTP": median(secure) * 1000}})
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import os
 import sys
 import time
 
+from bench.charts import bars
 from bench.lab import lab, start
 from media_worker.audio import ToneSource
 from media_worker.codecs import OpusCodec
@@ -63,15 +64,21 @@ def run(n: int, encryption: str = "required") -> tuple[float, float]:
 def main() -> None:
     counts = [int(a) for a in sys.argv[1:]] or [10, 30]
     raw = raw_opus_per_call_second()
+    chart: dict[str, dict[str, float]] = {}
     for n in counts:
         plain, _ = run(n, "off")
         per_call, load = run(n)
+        chart[f"{n} calls"] = {"raw opuslib encode+decode": raw * 1000,
+                               "worker, plain RTP": plain * 1000,
+                               "worker, DTLS-SRTP": per_call * 1000}
         print(f"capacity: {n} DTLS-SRTP calls in one media worker: {per_call * 1000:.2f} ms "
               f"CPU per call-second (worker at {load * 100:.0f}% of a core); raw opuslib "
               f"encode+decode {raw * 1000:.2f} ms; ratio {per_call / raw:.2f}x "
               f"(target <= 2x); about {1 / per_call:.0f} calls per core (target >= 100)")
         print(f"capacity: SRTP costs {(per_call - plain) * 1000:.2f} ms CPU per call-second: "
               f"encrypted / plain RTP = {per_call / plain:.2f}x ({plain * 1000:.2f} ms plain)")
+    bars("capacity", "CPU per call-second in one media worker (lower is better)", "ms",
+         chart)
 
 
 if __name__ == "__main__":

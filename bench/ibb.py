@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.charts import bars
 from bench.lab import lab, start
 from scripts.agents import make_ready
-from scripts.raw_xmpp import login
+from scripts.raw_xmpp import login, logout
 from signalling.file_sessions import IBB_BLOCK_SIZE
 from transfer_worker.transfer import IBB_WINDOW
 
@@ -56,8 +56,7 @@ async def bare_loop(server, data: bytes, block: int = BARE_BLOCK,
         iq.send(timeout=60).add_done_callback(lambda _f: window.release())
     await done.wait()
     elapsed = time.perf_counter() - started
-    sender.disconnect()
-    receiver.disconnect()
+    await logout(sender, receiver)
     return elapsed
 
 

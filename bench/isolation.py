@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.charts import bars
 from bench.lab import lab, percentile, start
 from bench.raw_xmpp import flood
 from scripts.agents import make_ready
@@ -62,6 +63,10 @@ def main() -> None:
     p50 = percentile(loaded, 50) / max(percentile(idle, 50), 1e-6)
     p99 = percentile(loaded, 99) / max(percentile(idle, 99), 1e-6)
     print(f"isolation: flooded/idle ratio p50 {p50:.2f}x, p99 {p99:.2f}x (target <= 1.2)")
+    bars("isolation", "RTP send-interval deviation, signalling idle vs flooded (lower is "
+         "better)", "ms", {q: {name: percentile(dev, p) for name, dev in (("idle", idle),
+                                                                     ("flooded", loaded))}
+                           for q, p in (("p50", 50), ("p99", 99))})
 
 
 if __name__ == "__main__":

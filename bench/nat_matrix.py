@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.charts import bars
 from bench.lab import median, timed_calls
 from scripts.natlab import MODES, internet, start_pair
 
@@ -37,6 +38,8 @@ def main() -> None:
                 took, pair = connect_times(lab, server, Path(folder))
             results[mode] = (median(took), pair)
     base = results["open"][0]
+    bars("nat_matrix", "Time to connect a call per NAT row, median (lower is better)", "ms",
+         {mode: {"call -> INPROGRESS": value * 1000} for mode, (value, _) in results.items()})
     for mode, (value, pair) in results.items():
         print(f"nat_matrix {mode:>20}: median {value * 1000:7.1f} ms over {RUNS} calls, "
               f"{value / base:5.1f}x the open row; chosen pair {pair}")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from pesq import pesq
 
+from bench.charts import bars
 from media_worker.audio import WavSource
 from media_worker.codecs import FRAME_SAMPLES, SILENCE, OpusCodec
 from media_worker.jitter import Concealed, JitterBuffer, Played
@@ -63,6 +64,7 @@ def main() -> None:
     ref16 = to_16k(reference)
     print(f"quality: {len(reference) / 48000:.1f} s of espeak-ng speech, wideband PESQ "
           "(1.0 bad .. 4.6 transparent), mean of 3 loss patterns")
+    chart: dict[str, dict[str, float]] = {}
     for loss in (0.0, 0.10, 0.20):
         scores = {}
         for conceal in (True, False):
@@ -71,6 +73,10 @@ def main() -> None:
             scores[conceal] = sum(runs) / len(runs)
         print(f"quality: loss {loss * 100:4.0f}%: FEC+PLC {scores[True]:.2f}, without "
               f"{scores[False]:.2f}, ratio {scores[True] / scores[False]:.2f}x")
+        chart[f"{loss * 100:.0f} % loss"] = {"FEC + PLC": scores[True],
+                                            "without": scores[False]}
+    bars("quality", "Wideband PESQ of speech through codec and jitter buffer (higher is "
+         "better)", "PESQ", chart)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from scripts.local_prosody import LocalProsody
-from scripts.raw_xmpp import login
+from scripts.raw_xmpp import login, logout
 
 
 async def iq_round_trips(server: LocalProsody, n: int = 50) -> list[float]:
@@ -18,8 +18,7 @@ async def iq_round_trips(server: LocalProsody, n: int = 50) -> list[float]:
         started = time.perf_counter()
         await a.plugin["xep_0199"].send_ping(b.boundjid, timeout=5)
         times.append(time.perf_counter() - started)
-    a.disconnect()
-    b.disconnect()
+    await logout(a, b)
     return times[5:]
 
 
@@ -38,5 +37,5 @@ async def flood(server: LocalProsody, target: str, rate: float, seconds: float) 
             sent += 1
         await asyncio.sleep(0.005)
     await asyncio.sleep(0.5)
-    client.disconnect()
+    await logout(client)
     return sent

@@ -23,3 +23,16 @@ async def login(server: LocalProsody, user: str, resource: str = "raw") -> slixm
     client.connect("127.0.0.1", server.c2s_port)
     await asyncio.wait_for(ready.wait(), 10)
     return client
+
+
+async def logout(*clients: slixmpp.ClientXMPP) -> None:
+    """Disconnect, then end every task the clients left behind (IQ timeouts, the send
+    queue), so that leaving the event loop prints no "Task was destroyed" per stanza."""
+    for client in clients:
+        client.disconnect()
+    await asyncio.sleep(0.2)
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
