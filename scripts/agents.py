@@ -8,6 +8,7 @@ namespace), and offers a control client and an event watcher.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -117,3 +118,38 @@ def make_ready(caller: Agent, callee: Agent, timeout: float = 10.0) -> None:
         caller.state(sid, "DEINIT")
         callee.state(sid, "DEINIT")
         return
+
+
+def udp_sockets(pid: int) -> dict[str, tuple[str, int]]:
+    """The UDP sockets a process holds (from /proc): inode -> (local address, port).
+    IPv6 addresses are given in /proc's hex form."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = {}
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(table) as fh:
+            for line in fh.readlines()[1:]:
+                fields = line.split()
+                if fields[9] in inodes:
+                    hex_ip, hex_port = fields[1].split(":")
+                    ip = (socket.inet_ntoa(bytes.fromhex(hex_ip)[::-1]) if len(hex_ip) == 8
+                          else hex_ip)
+                    found[fields[9]] = (ip, int(hex_port, 16))
+    return found
+
+
+def call_in_progress(caller: Agent, callee: Agent, timeout: float = 20.0) -> str:
+    """``caller`` calls ``callee`` (bare JID), who accepts; the sid once both sides say
+    INPROGRESS."""
+    sid = caller.client.call(callee.bare)
+    callee.state(sid, "RECEIVEDINITIATE")
+    callee.client.accept(sid)
+    caller.state(sid, "INPROGRESS", timeout=timeout)
+    callee.state(sid, "INPROGRESS", timeout=timeout)
+    return sid

@@ -251,7 +251,7 @@ class Signalling:
         whether the user takes it from this peer (``policy.calls_from`` /
         ``files_from``) and has room for one more unanswered session."""
         peer = bare(iq.get("from", ""))
-        if not self.admission.allow_iq(peer, now):
+        if not self.admission.allow_iq(peer, now, self._is_contact(peer)):
             return StanzaError("wait", "resource-constraint", None, "too many requests")
         jingle = iq.find(f"{{{ns.JINGLE}}}jingle")
         if jingle is None or jingle.get("action") != "session-initiate":
@@ -264,15 +264,18 @@ class Signalling:
             log.info("%s from %s refused: not a contact", "file" if is_file else "call", peer)
             # As if the agent had no Jingle at all (RFC 6120 §8.3.3.19).
             return StanzaError("cancel", "service-unavailable")
-        why = self.admission.why_not_ring(peer, self._unanswered())
+        why = self.admission.why_not_ring(peer, self._unanswered(), _Contacts(self))
         if why is not None:
             log.warning("session from %s refused: %s", peer, why)
             return StanzaError("wait", "resource-constraint", None, why)
         return None
 
+    def _is_contact(self, peer: str) -> bool:
+        """A contact the user chose (or another device of this account)."""
+        return peer == bare(self.local_jid) or self.xmpp.in_roster(peer)
+
     def _may_reach(self, peer: str, policy: str) -> bool:
-        own = peer == bare(self.local_jid)
-        return own or self.config.policy.accepts_from(policy, self.xmpp.in_roster(peer))
+        return self.config.policy.accepts_from(policy, self._is_contact(peer))
 
     def _unanswered(self) -> Counter[str]:
         """Incoming sessions and proposals that wait for the user, by bare JID."""
@@ -309,8 +312,9 @@ class Signalling:
             if not self._may_reach(peer, self.config.policy.calls_from):
                 log.info("call proposal from %s ignored: not a contact", peer)
                 return  # as a client without XEP-0353 would: no ringing, no event
-            why = self.admission.why_not_ring(peer, self._unanswered())
-            if why is not None or not self.admission.allow_iq(peer, time.monotonic()):
+            why = self.admission.why_not_ring(peer, self._unanswered(), _Contacts(self))
+            if why is not None or not self.admission.allow_iq(peer, time.monotonic(),
+                                                              self._is_contact(peer)):
                 log.warning("call proposal from %s ignored: %s", peer, why or "too many")
                 return
         self.proposals.on_message(element)
@@ -741,6 +745,16 @@ class Signalling:
         """Send on the bus, in order with everything else this process posts."""
         if self.link is not None:
             self.link.post(process, message)
+
+
+class _Contacts:
+    """``peer in contacts``, asked of the roster as it is now."""
+
+    def __init__(self, service: Signalling) -> None:
+        self._service = service
+
+    def __contains__(self, peer: object) -> bool:
+        return isinstance(peer, str) and self._service._is_contact(peer)
 
 
 def _file_summary(session: Session) -> m.FileSummary | None:

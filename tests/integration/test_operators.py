@@ -13,7 +13,7 @@ import pytest
 
 from control import protocol as cp
 from control.client import ControlFailed
-from scripts.agents import Agent
+from scripts.agents import Agent, call_in_progress
 from scripts.local_prosody import free_port
 from tests.integration.conftest import ROOT, make_ready
 
@@ -187,10 +187,7 @@ def test_jingle_top_shows_a_call(start_agent, folder):
     alice = start_agent("alice", extra='[audio]\ninput = "tone:440"\noutput = "null"\n')
     bob = start_agent("bob", extra='[audio]\ninput = "tone:660"\noutput = "null"\n')
     make_ready(alice, bob)
-    sid = alice.client.call(bob.bare)
-    bob.state(sid, "RECEIVEDINITIATE")
-    bob.client.accept(sid)
-    alice.state(sid, "INPROGRESS", timeout=20)
+    sid = call_in_progress(alice, bob)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYJINGLE_")}
     env["PYTHONPATH"] = str(ROOT)
     top = subprocess.run([*JINGLE, "--agent", str(alice.config), "top", "--once",

@@ -23,6 +23,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from control import protocol as cp
 from control.client import AgentUnreachable, ControlClient, ControlFailed
+from scripts.agents import call_in_progress, udp_sockets
 from scripts.raw_xmpp import login
 from signalling.jingle import namespaces as ns
 from tests.integration.conftest import ROOT, make_ready
@@ -272,27 +273,6 @@ def test_a_second_agent_on_the_same_config_exits_2_naming_the_first(start_agent)
 # --- the media port ---------------------------------------------------------------------
 
 
-def _media_ports(pid: int) -> list[tuple[str, int]]:
-    """(address, port) of every IPv4 UDP socket the process holds (from /proc)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = []
-    with open("/proc/net/udp") as fh:
-        for line in fh.readlines()[1:]:
-            fields = line.split()
-            if fields[9] in inodes:
-                hex_ip, hex_port = fields[1].split(":")
-                ip = socket.inet_ntoa(bytes.fromhex(hex_ip)[::-1])
-                found.append((ip, int(hex_port, 16)))
-    return found
-
-
 def test_garbage_at_the_media_port_is_counted_and_the_call_goes_on(start_agent, folder):
     """During a DTLS-SRTP call: datagrams over 1,500 bytes, random bytes and forged
     RTP at every UDP socket of bob's media worker. Audio keeps arriving afterwards and
@@ -300,12 +280,10 @@ def test_garbage_at_the_media_port_is_counted_and_the_call_goes_on(start_agent, 
     alice = start_agent("alice", extra='[audio]\ninput = "tone:440"\noutput = "null"\n')
     bob = start_agent("bob", extra='[audio]\ninput = "tone:660"\noutput = "null"\n')
     make_ready(alice, bob)
-    sid = alice.client.call(bob.bare)
-    bob.state(sid, "RECEIVEDINITIATE")
-    bob.client.accept(sid)
-    bob.state(sid, "INPROGRESS", timeout=20)
+    sid = call_in_progress(alice, bob)
     time.sleep(1.5)
-    ports = _media_ports(bob.client.status()["workers"]["media"]["pid"])
+    ports = [address for address in udp_sockets(bob.client.status()["workers"]["media"]["pid"])
+             .values() if "." in address[0]]
     assert ports
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for address in ports:

@@ -1,11 +1,12 @@
 """Two-way voice end to end: tones in, WAVs out, media.stats both ways, sockets released."""
 
-import os
 import time
 import wave
 
 import numpy as np
 import pytest
+
+from scripts import agents
 
 pytestmark = pytest.mark.prosody
 
@@ -31,23 +32,8 @@ def voiced(samples, rate, threshold=1000.0):
 
 
 def udp_sockets(pid):
-    """Inodes of the UDP sockets a process holds (from /proc)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    udp = set()
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        with open(table) as fh:
-            for line in fh.readlines()[1:]:
-                fields = line.split()
-                if fields[9] in inodes:
-                    udp.add(fields[9])
-    return udp
+    """Inodes of the UDP sockets a process holds."""
+    return set(agents.udp_sockets(pid))
 
 
 def latest(agent, **match):
