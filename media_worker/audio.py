@@ -102,7 +102,10 @@ class NullSink:
 
 
 class WavSink:
-    """Writes 48 kHz mono 16-bit; the file is complete once closed."""
+    """Writes 48 kHz mono 16-bit. The header is patched after every frame
+    (``writeframes``), so the file is a whole WAV of what was heard at any moment:
+    a tool that reads it when the session's DEINIT arrives finds the call in it,
+    whenever the worker gets round to closing the sink."""
 
     def __init__(self, path: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +115,7 @@ class WavSink:
         self._wav.setframerate(SAMPLE_RATE)
 
     def write(self, pcm: bytes) -> None:
-        self._wav.writeframesraw(pcm)
+        self._wav.writeframes(pcm)
 
     def close(self) -> None:
         self._wav.close()

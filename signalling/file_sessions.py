@@ -639,5 +639,13 @@ class FileSessions:
         self.host.end(session, Reason.SUCCESS if path is not None else Reason.MEDIA_ERROR,
                       "received" if verified else "unverified" if path else "hash mismatch")
 
-    def ended(self, sid: str) -> None:
-        self.files.pop(sid, None)
+    def ended(self, sid: str, reason: str | None = None) -> None:
+        """The session is over. A sender whose bytes all went through and whose peer
+        ended with ``success`` but never sent the optional <received/> (XEP-0234 §7.2;
+        Dino does not) completes too, unconfirmed (``verified`` false)."""
+        state = self.files.pop(sid, None)
+        if (state is not None and state.sending and not state.completed
+                and reason == Reason.SUCCESS and state.local_sha256 is not None):
+            state.completed = True
+            self.host.post(m.Process.SUPERVISOR, m.TransferCompleteEvent(
+                time.time(), sid, state.size, state.local_sha256, False, name=state.name))

@@ -66,6 +66,17 @@ FORMATS = Formats(
 # What this agent can do, advertised with disco (XEP-0030) and caps (XEP-0115).
 FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP, ns.DTLS, ns.JMI, ns.FILE_TRANSFER,
             ns.S5B, ns.IBB, ibb.IBB_STANZAS)
+
+
+def features(config: AgentConfig) -> tuple[str, ...]:
+    """FEATURES less the file transports switched off (``transfer.transports``), so a
+    peer (Dino) does not offer one we would refuse."""
+    off = set()
+    if "s5b" not in config.transfer.transports:
+        off.add(ns.S5B)
+    if "ibb" not in config.transfer.transports:
+        off |= {ns.IBB, ibb.IBB_STANZAS}
+    return tuple(f for f in FEATURES if f not in off)
 WORKER_TIMEOUT = 3.0
 RESUME_GRACE = 60.0  # seconds sessions outlive a broken stream that may be resumed
 KIND_WORKER = {m.SessionKind.CALL: m.Process.MEDIA, m.SessionKind.FILE: m.Process.TRANSFER}
@@ -97,7 +108,7 @@ class Signalling:
         )
         self.info: dict[str, SessionInfo] = {}
         self.link: ProcessLink | None = None
-        self.xmpp = XmppClient(config.account, FEATURES, self,
+        self.xmpp = XmppClient(config.account, features(config), self,
                                approve_all=config.contacts.approve == "all")
         self.admission = Admission()
         self._timer: asyncio.TimerHandle | None = None
@@ -437,7 +448,7 @@ class Signalling:
         if state == SessionState.DEINIT:
             self.info.pop(sid, None)
             self.calls.ended(sid)
-            self.files.ended(sid)
+            self.files.ended(sid, reason)
             self.proposals.session_ended(sid, reason)
 
     def _incoming(self, created: SessionCreated) -> None:

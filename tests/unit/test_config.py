@@ -156,3 +156,15 @@ def test_a_tcp_endpoint_with_curve_keys(good, tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(good, env={"PYJINGLE_CONTROL_CURVE_KEYS": str(keys)})
     assert str(info.value).startswith("control.curve_keys") and "server.key" in str(info.value)
+
+
+def test_disco_advertises_only_the_file_transports_switched_on(good):
+    from signalling.jingle import namespaces as ns
+    from signalling.service import features
+
+    both = features(load_config(good, env={}))
+    assert ns.S5B in both and ns.IBB in both
+    ibb_only = features(load_config(good, env={"PYJINGLE_TRANSFER_TRANSPORTS": "ibb"}))
+    assert ns.S5B not in ibb_only and ns.IBB in ibb_only and ns.JINGLE in ibb_only
+    s5b_only = features(load_config(good, env={"PYJINGLE_TRANSFER_TRANSPORTS": "s5b"}))
+    assert ns.IBB not in s5b_only and ns.S5B in s5b_only

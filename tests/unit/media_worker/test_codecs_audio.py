@@ -69,3 +69,19 @@ def test_default_devices_fall_back_without_a_sound_card(caplog):
     sink.write(bytes(FRAME_BYTES))
     source.close()
     sink.close()
+
+
+def test_a_recording_is_a_whole_wav_before_it_is_closed(tmp_path):
+    """Read while still open (as a tool reacting to DEINIT may): every frame written
+    so far is in it and the header says so."""
+    import wave
+
+    path = tmp_path / "open.wav"
+    sink = WavSink(str(path))
+    tone = ToneSource(440)
+    for _ in range(25):
+        sink.write(tone.read())
+    with wave.open(str(path)) as readable:
+        assert readable.getnframes() == 25 * 960
+        assert len(readable.readframes(readable.getnframes())) == 25 * 960 * 2
+    sink.close()
