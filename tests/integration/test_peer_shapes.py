@@ -59,8 +59,9 @@ def test_the_sender_completes_when_the_receiver_ends_with_success_alone(prosody,
 
         client.register_handler(Callback("j", MatchXPath(
             f"{{jabber:client}}iq/{{{ns.JINGLE}}}jingle"), on_jingle))
-        client.register_handler(Callback("i", MatchXPath(
-            f"{{jabber:client}}iq/{{{IBB}}}*"), on_ibb))
+        for local in ("open", "data", "close"):
+            client.register_handler(Callback(f"ibb {local}", MatchXPath(
+                f"{{jabber:client}}iq/{{{IBB}}}{local}"), on_ibb))
         client.send_presence()
         loop = asyncio.get_running_loop()
         await asyncio.sleep(1.0)  # our presence reaches alice
