@@ -26,12 +26,16 @@ def bars(name: str, title: str, unit: str, groups: dict[str, dict[str, float]]) 
         heights = [values.get(label, 0.0) for values in groups.values()]
         drawn = axes.bar(xs, heights, width, label=label)
         axes.bar_label(drawn, fmt="%.0f" if max(heights) >= 100 else "%.1f", fontsize=8)
+    crowded = len(groups) > 4 or max(len(g) for g in groups) > 12
     axes.set_xticks([g + width * (len(series) - 1) / 2 for g in range(len(groups))],
-                    list(groups))
+                    list(groups), rotation=20 if crowded else 0,
+                    ha="right" if crowded else "center", fontsize=9)
     axes.set_ylabel(unit)
     axes.set_title(title, fontsize=10)
-    axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12),
-                ncol=min(3, len(series)), frameon=False)
+    if len(series) > 1:
+        axes.legend(fontsize=8, loc="upper center",
+                    bbox_to_anchor=(0.5, -0.22 if crowded else -0.12),
+                    ncol=min(3, len(series)), frameon=False)
     figure.tight_layout()
     FOLDER.mkdir(parents=True, exist_ok=True)
     path = FOLDER / f"{name}.png"

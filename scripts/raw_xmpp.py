@@ -31,8 +31,13 @@ async def logout(*clients: slixmpp.ClientXMPP) -> None:
     for client in clients:
         client.disconnect()
     await asyncio.sleep(0.2)
+    for client in clients:
+        client.abort()  # no more stanzas in: nothing new to spawn tasks for
     current = asyncio.current_task()
-    pending = [task for task in asyncio.all_tasks() if task is not current]
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
+    for _ in range(10):  # cancelled handlers may have spawned tasks of their own
+        pending = [task for task in asyncio.all_tasks() if task is not current]
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
