@@ -50,8 +50,6 @@ END_OF_CANDIDATES_AFTER = 2.0  # XEP-0176 has no end-of-candidates: debounce ins
 REPORT_INTERVAL = 1.0
 DTLS_TIMEOUT = 15.0  # the whole handshake, retransmissions (1, 2, 4, 8 s) included
 WATCH_INTERVAL = 0.5
-SILENCE_RESTART = 3.0  # no packet for this long: the path is dead, restart ICE
-RESTART_SPACING = 10.0  # at most one self-initiated restart per this many seconds
 # RTP over UDP never exceeds a path MTU; anything larger is not ours (RFC 3550 §11).
 MAX_DATAGRAM = 1500
 # What a malformed, forged or replayed datagram raises on its way through the parsers.
@@ -103,11 +101,10 @@ class MediaCall:
         self._opened = False
         self._accepted = asyncio.Event()
         self._encryption = "none"
-        self._last_rx = time.monotonic()
         self._addresses: set[str] = set()
         self._restart: asyncio.Task[None] | None = None
-        self._restarted_at = 0.0
         self._answer: asyncio.Future[m.RestartIce] | None = None
+        self._receiver: asyncio.Task[None] | None = None
 
     # --- control ---------------------------------------------------------------
 
@@ -222,7 +219,7 @@ class MediaCall:
         self.source = open_source(self._audio_in)
         self.sink = open_sink(self._audio_out, self.sid)
         self._spawn(self._clock())
-        self._spawn(self._receive())
+        self._receiver = self._spawn(self._receive())
         self._spawn(self._report())
         self._spawn(self._watch())
 
@@ -274,7 +271,6 @@ class MediaCall:
             if peer is not None and self._answer is not None and not self._answer.done():
                 self._answer.set_result(peer)
             return
-        self._restarted_at = time.monotonic()
         self._answer = asyncio.get_running_loop().create_future()
         if peer is not None:
             self._answer.set_result(peer)
@@ -306,37 +302,35 @@ class MediaCall:
             await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "failed-transport"))
             return
         log.info("call %s: ICE restarted (%s -> %s)", self.sid, local, remote)
+        # The receive loop may still wait on the old connection, which may never end
+        # (its TURN allocation cannot be deleted from a vanished address): it reads
+        # from the new one from now on, whatever the old one does on its way out.
+        if self._receiver is not None:
+            self._receiver.cancel()
+        self._receiver = self._spawn(self._receive())
         await self._path_up(local, remote, restart=True)
 
     async def _path_up(self, local: str | None, remote: str | None,
                        restart: bool = False) -> None:
         """A path carries the call (first or after a restart): the addresses it stands
-        on and the silence clock start now; ``transport.state`` says connected."""
+        on are watched from now on; ``transport.state`` says connected."""
         self._addresses = host_addresses()
-        self._last_rx = time.monotonic()
         await self._transport_state(m.TransportState.CONNECTED, local, remote,
                                     encryption=self._encryption, restart=restart)
 
     async def _watch(self) -> None:
-        """Restart when an address the call used disappears, or (controlling side,
-        so that both ends do not restart at once) when nothing has arrived for
-        SILENCE_RESTART seconds."""
+        """Restart when an address the call used disappears. Never for silence: a
+        peer that is muted or on hold sends nothing (XEP-0167 §7) and many peers
+        (Dino 0.4) cannot follow a restart; whether the path still works is for
+        consent freshness to say (RFC 7675, see _receive)."""
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
             if self._restart is not None and not self._restart.done():
                 continue
             gone = self._addresses - host_addresses()
-            silent = time.monotonic() - self._last_rx > SILENCE_RESTART
-            spaced = time.monotonic() - self._restarted_at > RESTART_SPACING
             if gone:
                 log.info("call %s: local address %s gone: restarting ICE", self.sid,
                          ", ".join(sorted(gone)))
-                self.restart()
-            elif silent and spaced and self.controlling and self._flowing:
-                # Only once media flowed: before that the peer may still be
-                # retransmitting the end of its DTLS handshake.
-                log.info("call %s: nothing received for %.0f s: restarting ICE", self.sid,
-                         SILENCE_RESTART)
                 self.restart()
 
     # --- media ----------------------------------------------------------------------
@@ -388,13 +382,18 @@ class MediaCall:
             try:
                 data = await self.ice.recv()
             except ConnectionError:
-                if self._restart is not None and not self._restart.done():
-                    # The old generation closed under us: wait for the new one.
-                    await asyncio.wait({self._restart})
-                    continue
                 if self._closed:
                     return
-                await asyncio.sleep(0.05)  # a restart is about to begin
+                if self._restart is None or self._restart.done():
+                    # The connection ended under us: consent to send was lost (RFC 7675,
+                    # aioice's checks every ~5 s, ~30 s without an answer) or the peer
+                    # closed. A new generation, or the call ends failed-transport.
+                    log.info("call %s: the ICE connection ended: restarting ICE", self.sid)
+                    self.restart()
+                if self._restart is not None and not self._restart.done():
+                    await asyncio.wait({self._restart})  # its end respawns this loop
+                    return
+                await asyncio.sleep(0.5)
                 continue
             if len(data) > MAX_DATAGRAM:
                 self.dropped_packets += 1
@@ -421,14 +420,12 @@ class MediaCall:
             # Not authentic, replayed or malformed: dropped, never played.
             data = self.srtp.unprotect(data, rtcp=is_rtcp(data))
         if is_rtcp(data):
-            self._last_rx = now
             self._on_rtcp(data, now)
             return
         packet = RtpPacket.decode(data)
         if packet.payload_type != self.codec.payload_type:
             self.dropped_packets += 1
             return
-        self._last_rx = now
         self.received_octets += len(packet.payload)
         self.remote_ssrc = packet.ssrc
         extended = self.reception.update(packet.sequence, packet.timestamp, now)
