@@ -65,7 +65,7 @@ FORMATS = Formats(
 )
 # What this agent can do, advertised with disco (XEP-0030) and caps (XEP-0115).
 FEATURES = (ns.JINGLE, ns.RTP, ns.RTP_AUDIO, ns.ICE_UDP, ns.DTLS, ns.JMI, ns.FILE_TRANSFER,
-            ns.S5B, ns.IBB, ibb.IBB_STANZAS)
+            ns.S5B, ns.IBB, ibb.IBB_STANZAS, ns.RECEIPTS)
 
 
 def features(config: AgentConfig) -> tuple[str, ...]:
@@ -328,7 +328,18 @@ class Signalling:
                                                               self._is_contact(peer)):
                 log.warning("call proposal from %s ignored: %s", peer, why or "too many")
                 return
+            self._receipt(element)
         self.proposals.on_message(element)
+
+    def _receipt(self, message: ET.Element) -> None:
+        """XEP-0184 §5.1: a propose that asks for a receipt gets one from this device
+        (Conversations shows its caller "ringing" only then)."""
+        msg_id, sender = message.get("id"), message.get("from")
+        if not msg_id or not sender or message.find(f"{{{ns.RECEIPTS}}}request") is None:
+            return
+        answer = ET.Element(f"{{{ns.CLIENT}}}message", {"to": sender, "id": secrets.token_hex(8)})
+        ET.SubElement(answer, f"{{{ns.RECEIPTS}}}received", {"id": msg_id})
+        self.xmpp.send_message_element(answer)
 
     # --- contacts (RFC 6121): the user's decision ----------------------------------------
 

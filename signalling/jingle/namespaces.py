@@ -18,3 +18,4 @@ JMI_1 = "urn:xmpp:jingle-message:1"  # XEP-0353 0.4-0.5 (Monal): understood, not
 CARBONS = "urn:xmpp:carbons:2"  # XEP-0280
 FORWARD = "urn:xmpp:forward:0"  # XEP-0297
 HINTS = "urn:xmpp:hints"  # XEP-0334
+RECEIPTS = "urn:xmpp:receipts"  # XEP-0184: Conversations shows "ringing" on the receipt

@@ -84,3 +84,40 @@ def test_the_sender_completes_when_the_receiver_ends_with_success_alone(prosody,
 
     asyncio.run(receiver())
     assert bytes(got) == payload
+
+
+def test_a_propose_that_asks_for_a_receipt_gets_one(prosody, start_agent):
+    """Conversations shows its caller "ringing" when the XEP-0184 receipt for its
+    <propose/> arrives: the ringing device answers with <received id=.../>."""
+    alice = start_agent("alice", extra='[audio]\ninput = "silence"\noutput = "null"\n')
+    receipts: list[tuple[str, str]] = []
+
+    async def caller() -> None:
+        client = await login(prosody, "dave", "conversations")
+        got = asyncio.Event()
+
+        def on_message(msg) -> None:
+            received = msg.xml.find(f"{{{ns.RECEIPTS}}}received")
+            if received is not None:
+                receipts.append((str(msg["from"]), received.get("id", "")))
+                got.set()
+
+        client.register_handler(Callback("m", MatchXPath("{jabber:client}message"),
+                                         on_message))
+        client.send_presence()
+        message = client.make_message(mto=alice.bare, mtype="chat")
+        message["id"] = "propose-1"
+        ET.SubElement(ET.SubElement(message.xml, f"{{{ns.JMI}}}propose", {"id": "call-1"}),
+                      f"{{{ns.RTP}}}description", {"media": "audio"})
+        ET.SubElement(message.xml, f"{{{ns.RECEIPTS}}}request")
+        message.send()
+        await asyncio.wait_for(got.wait(), 10)
+        retract = client.make_message(mto=alice.bare, mtype="chat")
+        ET.SubElement(retract.xml, f"{{{ns.JMI}}}retract", {"id": "call-1"})
+        retract.send()
+        await asyncio.sleep(0.5)
+        await logout(client)
+
+    asyncio.run(caller())
+    assert receipts == [(alice.full, "propose-1")]
+    alice.state("call-1", "RECEIVEDINITIATE")
