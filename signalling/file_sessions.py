@@ -227,8 +227,11 @@ class FileSessions:
         content = session.remote_contents[0]
         desc, transport = content.description, content.transport
         ours = self.host.config.transfer.transports
-        usable = (isinstance(transport, s5b.S5bTransport) and "s5b" in ours) or (
-            isinstance(transport, ibb.IbbTransport) and "ibb" in ours)
+        # An S5B offer while only in-band is on is still taken: XEP-0260 §3 has the
+        # responder accept, report candidate-error, and the initiator replace the
+        # transport with XEP-0261 (Dino does its part).
+        usable = (isinstance(transport, s5b.S5bTransport) and ("s5b" in ours or "ibb" in ours)
+                  ) or (isinstance(transport, ibb.IbbTransport) and "ibb" in ours)
         if not isinstance(desc, ft.FileDescription) or not usable:
             self.host.end(session, Reason.UNSUPPORTED_TRANSPORTS,
                           f"need XEP-0234 over {' or '.join(ours)}")
@@ -340,6 +343,9 @@ class FileSessions:
         if state.ibb is not None:
             state.ibb = _capped(state.ibb)
             return state.ibb
+        if "s5b" not in self.host.config.transfer.transports:
+            state.ours = {}  # no streamhost of ours: the fallback to in-band follows
+            return s5b.S5bTransport(state.s5b_sid, (), expected)
         state.ours = _candidates(answer.hosts, answer.port, session.local,
                                  await self.host.find_proxy(),
                                  self.host.config.policy.relay_only_for(session.peer))
@@ -357,6 +363,9 @@ class FileSessions:
     def _connect(self, session: Session, state: FileState,
                  candidates: tuple[s5b.S5bCandidate, ...]) -> None:
         state.theirs = candidates
+        if "s5b" not in self.host.config.transfer.transports:
+            self.candidate_result(session, None, False)  # §2.3 candidate-error at once
+            return
         if self.host.config.policy.relay_only_for(session.peer):
             # Dialling the peer's own addresses would reveal ours: proxies only.
             candidates = tuple(c for c in candidates if c.type == "proxy")

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 from slixmpp.xmlstream import ET
@@ -121,3 +122,30 @@ def test_a_propose_that_asks_for_a_receipt_gets_one(prosody, start_agent):
     asyncio.run(caller())
     assert receipts == [(alice.full, "propose-1")]
     alice.state("call-1", "RECEIVEDINITIATE")
+
+
+def test_an_s5b_offer_to_an_in_band_only_agent_falls_back_as_xep_0260_says(start_agent,
+                                                                           folder):
+    """Dino offers SOCKS5 whatever we advertise. bob does in-band only: he accepts,
+    reports candidate-error at once, and alice (the initiator) replaces the transport
+    with XEP-0261; the file arrives verified (before: session-terminate
+    unsupported-transports)."""
+    from scripts.agents import make_ready
+
+    alice = start_agent("alice")
+    bob = start_agent("bob", extra=f'[transfer]\ntransports = ["ibb"]\n'
+                                   f'download_dir = "{folder}/dl"\n')
+    make_ready(alice, bob)
+    source = folder / "offered-over-s5b.bin"
+    payload = os.urandom(200_000)
+    source.write_bytes(payload)
+    sid = alice.client.send_file(bob.bare, str(source))
+    bob.state(sid, "RECEIVEDINITIATE")
+    bob.client.accept(sid)
+    failed = alice.watch.wait_for(15, event="transport.state", sid=sid, state="failed")
+    assert failed["method"] == "s5b"
+    connected = bob.watch.wait_for(15, event="transport.state", sid=sid, state="connected")
+    assert connected["method"] == "ibb"
+    done = bob.watch.wait_for(30, event="transfer.complete", sid=sid)
+    assert done["verified"] is True
+    assert Path(done["path"]).read_bytes() == payload
