@@ -286,18 +286,35 @@ class MediaCall:
         self._tasks.append(closing)
         log.info("call %s: ICE restart: new credentials %s", self.sid, self.ice.ufrag)
         await self._transport_state(m.TransportState.CHECKING, restart=True)
+        # Our own restart is offered the way libwebrtc peers (Conversations) expect: the
+        # new credentials alone, our candidates only once the peer has answered with
+        # its own (new credentials with candidates read as an answer to a restart of
+        # theirs). Answering the peer's restart, credentials and candidates go together.
+        offering = not self._answer.done()
         try:
+            if offering:
+                await self._send(m.Process.SIGNALLING, m.IceRestarted(
+                    self.sid, self.ice.ufrag, self.ice.pwd, ()))
             gathered = await self.ice.gather()
-            await self._send(m.Process.SIGNALLING, m.IceRestarted(
-                self.sid, self.ice.ufrag, self.ice.pwd, tuple(gathered)))
-            log.info("call %s: ICE restart: %d candidates out, waiting for the peer's",
+            if not offering:
+                await self._send(m.Process.SIGNALLING, m.IceRestarted(
+                    self.sid, self.ice.ufrag, self.ice.pwd, tuple(gathered)))
+            log.info("call %s: ICE restart: %d candidates gathered, waiting for the peer's",
                      self.sid, len(gathered))
             peer = await asyncio.wait_for(asyncio.shield(self._answer), self.connect_timeout)
             self.ice.set_remote_credentials(peer.remote_ufrag, peer.remote_pwd)
+            if offering:
+                await self._send(m.Process.SIGNALLING,
+                                 m.LocalCandidates(self.sid, tuple(gathered)))
             await self.add_remote(peer.remote_candidates)
             local, remote = await self.ice.connect(self.connect_timeout)
         except (TimeoutError, ConnectionError) as exc:
-            log.warning("call %s: ICE restart failed: %s", self.sid, exc or "timeout")
+            # The peer never answered (Dino 0.4 returns an empty result and keeps the
+            # old credentials) or nothing connects: the old path is gone (a restart of
+            # ours only follows a vanished address or lost consent), so the call ends.
+            why = str(exc) or ("no answer from the peer" if not self._answer.done()
+                               else "no pair connected")
+            log.warning("call %s: ICE restart failed: %s", self.sid, why)
             await self._transport_state(m.TransportState.FAILED, restart=True)
             await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "failed-transport"))
             return
