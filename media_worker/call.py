@@ -356,11 +356,23 @@ class MediaCall:
         assert self.codec is not None and self.source is not None and self.sink is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time()
+        talkspurt = True  # RFC 3551 §4.1: the marker bit starts each talkspurt
         while True:
             frame = self.source.read()
-            payload = self.codec.encode(SILENCE if self.muted else frame)
+            if self.muted:
+                # XEP-0167 §7: muted is "temporarily not sending media". The clock runs
+                # on (the timestamp keeps the sampling time); sequence numbers count
+                # packets sent, so the peer sees a pause, not a loss.
+                self.timestamp = (self.timestamp + self.codec.timestamp_step) & 0xFFFFFFFF
+                talkspurt = True
+                self.sink.write(self._playout(loop.time()))
+                deadline += FRAME_SECONDS
+                await asyncio.sleep(max(0.0, deadline - loop.time()))
+                continue
+            payload = self.codec.encode(frame)
             packet = RtpPacket(self.codec.payload_type, self.sequence, self.timestamp,
-                               self.ssrc, payload, marker=self.sent_packets == 0)
+                               self.ssrc, payload, marker=talkspurt)
+            talkspurt = False
             self.sequence = (self.sequence + 1) & 0xFFFF
             self.timestamp = (self.timestamp + self.codec.timestamp_step) & 0xFFFFFFFF
             data = packet.encode()

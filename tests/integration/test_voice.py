@@ -241,3 +241,35 @@ def test_relay_only_call_uses_and_signals_relayed_candidates_only(start_agent, f
         bob.state(sid, "DEINIT")
     finally:
         turn.stop()
+
+
+def test_a_peer_silent_for_thirty_seconds_keeps_the_call(voice_pair, folder):
+    """bob mutes: he sends no RTP at all (XEP-0167 §7, as Dino does) for 30 s. alice's
+    side must not take the quiet for a dead path (no ICE restart: Dino could not follow
+    one); consent checks keep the pair, and bob's tone is heard again after unmute."""
+    alice, bob = voice_pair
+    sid = alice.client.call(bob.bare)
+    bob.state(sid, "RECEIVEDINITIATE")
+    bob.client.accept(sid)
+    alice.state(sid, "INPROGRESS", timeout=15)
+    time.sleep(1.5)
+    bob.client.mute(sid, True)
+    assert alice.watch.wait_for(5, event="session.info", sid=sid, info="mute")
+    time.sleep(2.0)
+    quiet_from = latest(alice, event="media.stats", sid=sid)["received_packets"]
+    time.sleep(28.0)
+    quiet_to = latest(alice, event="media.stats", sid=sid)["received_packets"]
+    assert quiet_to - quiet_from < 5, (quiet_from, quiet_to)  # really nothing was sent
+    bob.client.mute(sid, False)
+    time.sleep(3.0)
+    after = latest(alice, event="media.stats", sid=sid)["received_packets"]
+    assert after > quiet_to + 100, (quiet_to, after)
+    alice.client.hangup(sid)
+    ended = [alice.state(sid, "DEINIT"), bob.state(sid, "DEINIT")]
+    assert [e.get("reason") for e in ended] == ["success", "success"]
+    events = alice.watch.seen + bob.watch.seen
+    assert not [e for e in events if e.get("event") == "transport.state"
+                and e.get("sid") == sid and e.get("restart")], "an ICE restart for silence"
+    rate, _seconds, samples = dominant_hz(folder / "alice-heard.wav")
+    tail = samples[-int(1.5 * rate):]
+    assert abs(peak_frequency(voiced(tail, rate), rate) - 660) < 15
