@@ -486,6 +486,30 @@ class SetMute(Message):
 
 
 @dataclass(frozen=True)
+class SetHold(Message):
+    """We put the call on hold (or take it off): nothing is sent while held."""
+
+    sid: str
+    held: bool
+
+
+@dataclass(frozen=True)
+class PeerMediaState(Message):
+    """What the peer said of its media in session-info (XEP-0167 §7): the media
+    worker keeps it for ``media.stats``, so a quiet peer is known to be quiet."""
+
+    sid: str
+    muted: bool
+    held: bool
+
+
+@dataclass(frozen=True)
+class Hold(Command):
+    sid: str
+    held: bool
+
+
+@dataclass(frozen=True)
 class MediaStatsEvent(Message):
     """``media.stats``, about once a second per call."""
 
@@ -501,6 +525,10 @@ class MediaStatsEvent(Message):
     dropped_packets: int = 0  # malformed or unauthenticated datagrams discarded
     sent_octets: int = 0  # RTP payload octets, as in the RTCP sender report
     received_octets: int = 0
+    peer_muted: bool = False  # the peer said mute / hold (session-info) and not yet unmute
+    peer_held: bool = False
+    muted: bool = False  # ours
+    held: bool = False
 
 
 @dataclass(frozen=True)

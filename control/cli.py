@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("mute", help="mute (or --off: unmute) a call")
     m.add_argument("sid")
     m.add_argument("--off", action="store_true")
+    o = sub.add_parser("hold", help="put a call on hold (or --off: resume it)")
+    o.add_argument("sid")
+    o.add_argument("--off", action="store_true")
     sub.add_parser("contacts", help="the roster: subscriptions and pending requests")
     for verb, text in (("approve", "approve a pending subscription request (and ask theirs)"),
                        ("deny", "refuse a pending subscription request"),
@@ -238,6 +241,8 @@ def _run(client: ControlClient, args: argparse.Namespace, events: str,
         client.hangup(args.sid, args.reason)
     elif cmd == "mute":
         client.mute(args.sid, not args.off)
+    elif cmd == "hold":
+        client.hold(args.sid, not args.off)
     elif cmd == "contacts":
         _print(client.contacts())
     elif cmd in ("approve", "deny", "add", "remove"):

@@ -118,6 +118,9 @@ class ControlClient:
     def mute(self, sid: str, muted: bool = True) -> None:
         self.request("mute", {"sid": sid, "muted": muted})
 
+    def hold(self, sid: str, held: bool = True) -> None:
+        self.request("hold", {"sid": sid, "held": held})
+
     def contacts(self) -> list[dict[str, Any]]:
         """The roster: ``{jid, subscription, pending}`` each (RFC 6121 states)."""
         return list(self.request("contacts")["contacts"])

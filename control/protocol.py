@@ -55,6 +55,7 @@ COMMANDS: dict[str, dict[str, Arg]] = {
     "reject": {"sid": Arg(str), "reason": Arg(str, False, ("decline", "busy"))},
     "hangup": {"sid": Arg(str), "reason": Arg(str, False)},
     "mute": {"sid": Arg(str), "muted": Arg(bool)},
+    "hold": {"sid": Arg(str), "held": Arg(bool)},
     # Additions of version 1.1: contacts are the user's decision (RFC 6121).
     "contacts": {},
     "approve": {"jid": Arg(str)},

@@ -77,6 +77,9 @@ class MediaCall:
         self._audio_out = audio_out
         self._send = send
         self.muted = False
+        self.held = False  # we put the call on hold: nothing sent, as when muted
+        self.peer_muted = False  # what the peer said in session-info (XEP-0167 §7)
+        self.peer_held = False
         self.codec: Codec | None = None
         self.source: Source | None = None
         self.sink: Sink | None = None
@@ -359,7 +362,7 @@ class MediaCall:
         talkspurt = True  # RFC 3551 §4.1: the marker bit starts each talkspurt
         while True:
             frame = self.source.read()
-            if self.muted:
+            if self.muted or self.held:
                 # XEP-0167 §7: muted is "temporarily not sending media". The clock runs
                 # on (the timestamp keeps the sampling time); sequence numbers count
                 # packets sent, so the peer sees a pause, not a loss.
@@ -503,4 +506,5 @@ class MediaCall:
                 max(0, self.reception.lost), round(self.reception.jitter_ms(), 2),
                 None if self.rtt_ms is None else round(self.rtt_ms, 2),
                 self.codec.name, self.jitter.stats.concealed, self.dropped_packets,
-                self.sent_octets, self.received_octets))
+                self.sent_octets, self.received_octets, self.peer_muted, self.peer_held,
+                self.muted, self.held))

@@ -117,6 +117,14 @@ class MediaWorker:
             call = self.calls.get(message.sid)
             if call is not None:
                 call.muted = message.muted
+        elif isinstance(message, m.SetHold):
+            call = self.calls.get(message.sid)
+            if call is not None:
+                call.held = message.held
+        elif isinstance(message, m.PeerMediaState):
+            call = self.calls.get(message.sid)
+            if call is not None:
+                call.peer_muted, call.peer_held = message.muted, message.held
         elif isinstance(message, m.CloseSession):
             call = self.calls.pop(message.sid, None)
             if call is not None:

@@ -69,6 +69,7 @@ class CallSessions:
         self.dtls: dict[str, DtlsNegotiation] = {}  # sid -> XEP-0320 negotiation
         self.remote_ice: dict[str, tuple[str, str]] = {}  # sid -> the peer's ufrag/pwd
         self._remote_count: dict[str, int] = {}  # sid -> trickled candidates forwarded
+        self._peer_state: dict[str, tuple[bool, bool]] = {}  # sid -> peer (muted, held)
         self._preparing: dict[str, asyncio.Task[m.Message]] = {}
         self.servers: extdisco.IceServers | None = None
         self._refresh: asyncio.TimerHandle | None = None
@@ -184,6 +185,33 @@ class CallSessions:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
         self.host.flush()
         self.host.post(m.Process.MEDIA, m.SetMute(session.sid, muted))
+
+    def hold(self, session: Session, held: bool) -> None:
+        """XEP-0167 §7.3: session-info hold / unhold; no media is sent while held."""
+        kind = rtp.RtpInfoKind.HOLD if held else rtp.RtpInfoKind.UNHOLD
+        try:
+            session.send_info(rtp.RtpInfo(kind), time.monotonic())
+        except UsageError as exc:
+            raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
+        self.host.flush()
+        self.host.post(m.Process.MEDIA, m.SetHold(session.sid, held))
+
+    def peer_info(self, sid: str, info: rtp.RtpInfo) -> None:
+        """The peer's mute / hold / active, remembered per call and told to the media
+        worker: its quiet is expected, not a failure."""
+        muted, held = self._peer_state.get(sid, (False, False))
+        if info.kind is rtp.RtpInfoKind.MUTE:
+            muted = True
+        elif info.kind is rtp.RtpInfoKind.UNMUTE:
+            muted = False
+        elif info.kind is rtp.RtpInfoKind.HOLD:
+            held = True
+        elif info.kind in (rtp.RtpInfoKind.UNHOLD, rtp.RtpInfoKind.ACTIVE):
+            held = False
+        else:
+            return
+        self._peer_state[sid] = (muted, held)
+        self.host.post(m.Process.MEDIA, m.PeerMediaState(sid, muted, held))
 
     # --- media ------------------------------------------------------------------------
 
@@ -321,6 +349,7 @@ class CallSessions:
 
     def ended(self, sid: str) -> None:
         self._remote_count.pop(sid, None)
+        self._peer_state.pop(sid, None)
         self.ice.pop(sid, None)
         self.dtls.pop(sid, None)
         self.remote_ice.pop(sid, None)

@@ -421,6 +421,7 @@ class Signalling:
             if session is not None:
                 self.files.info(session, inner.info)
         elif isinstance(inner, InfoReceived) and isinstance(inner.info, rtp.RtpInfo):
+            self.calls.peer_info(inner.sid, inner.info)
             self.post(m.Process.SUPERVISOR, m.SessionInfoEvent(
                 time.time(), inner.sid, inner.info.kind.value, inner.info.name))
         elif isinstance(inner, StateChanged):
@@ -557,11 +558,14 @@ class Signalling:
                 self.flush()
                 return None
             self._terminate(session, reason)
-        elif isinstance(command, m.Mute):
+        elif isinstance(command, m.Mute | m.Hold):
             info = self.info.get(session.sid)
             if info is None or info.kind is not m.SessionKind.CALL:
-                raise CommandError(cp.NOT_ALLOWED, "only calls can be muted")
-            self.calls.mute(session, command.muted)
+                raise CommandError(cp.NOT_ALLOWED, "only calls can be muted or held")
+            if isinstance(command, m.Mute):
+                self.calls.mute(session, command.muted)
+            else:
+                self.calls.hold(session, command.held)
         return None
 
     def _proposal_command(self, proposal: jmi.Proposal, command: m.Command) -> None:

@@ -338,7 +338,9 @@ class Supervisor:
                 "concealed_frames": message.concealed_frames,
                 "dropped_packets": message.dropped_packets,
                 "sent_octets": message.sent_octets,
-                "received_octets": message.received_octets}, message.ts)
+                "received_octets": message.received_octets,
+                "peer_muted": message.peer_muted, "peer_held": message.peer_held,
+                "muted": message.muted, "held": message.held}, message.ts)
         elif isinstance(message, m.TransferProgressEvent):
             self._publish("transfer.progress", {"sid": message.sid, "bytes": message.bytes,
                                                 "size": message.size}, message.ts)
@@ -508,6 +510,8 @@ def _to_bus_command(request: cp.Request) -> m.Command:
         return m.Hangup(rid, a["sid"], a.get("reason") or "success")
     if request.cmd == "mute":
         return m.Mute(rid, a["sid"], a["muted"])
+    if request.cmd == "hold":
+        return m.Hold(rid, a["sid"], a["held"])
     if request.cmd == "contacts":
         return m.ListContacts(rid)
     if request.cmd in {action.value for action in m.ContactAction}:

@@ -256,7 +256,9 @@ def test_a_peer_silent_for_thirty_seconds_keeps_the_call(voice_pair, folder):
     bob.client.mute(sid, True)
     assert alice.watch.wait_for(5, event="session.info", sid=sid, info="mute")
     time.sleep(2.0)
-    quiet_from = latest(alice, event="media.stats", sid=sid)["received_packets"]
+    quiet_stats = latest(alice, event="media.stats", sid=sid)
+    quiet_from = quiet_stats["received_packets"]
+    assert quiet_stats["peer_muted"] is True  # alice's media worker knows why it is quiet
     time.sleep(28.0)
     quiet_to = latest(alice, event="media.stats", sid=sid)["received_packets"]
     assert quiet_to - quiet_from < 5, (quiet_from, quiet_to)  # really nothing was sent
@@ -273,3 +275,31 @@ def test_a_peer_silent_for_thirty_seconds_keeps_the_call(voice_pair, folder):
     rate, _seconds, samples = dominant_hz(folder / "alice-heard.wav")
     tail = samples[-int(1.5 * rate):]
     assert abs(peak_frequency(voiced(tail, rate), rate) - 660) < 15
+
+
+def test_hold_and_resume_both_ways(voice_pair, folder):
+    """XEP-0167 §7.3: alice holds (she sends nothing, bob's stats say the peer holds),
+    resumes, and bob's tone and hers flow again."""
+    alice, bob = voice_pair
+    sid = alice.client.call(bob.bare)
+    bob.state(sid, "RECEIVEDINITIATE")
+    bob.client.accept(sid)
+    bob.state(sid, "INPROGRESS", timeout=15)
+    time.sleep(1.0)
+    alice.client.hold(sid, True)
+    assert bob.watch.wait_for(5, event="session.info", sid=sid, info="hold")
+    time.sleep(2.0)
+    held = latest(bob, event="media.stats", sid=sid)
+    assert held["peer_held"] is True
+    assert latest(alice, event="media.stats", sid=sid)["held"] is True
+    time.sleep(2.0)
+    still = latest(bob, event="media.stats", sid=sid)
+    assert still["received_packets"] - held["received_packets"] < 5
+    alice.client.hold(sid, False)
+    assert bob.watch.wait_for(5, event="session.info", sid=sid, info="unhold")
+    time.sleep(2.5)
+    resumed = latest(bob, event="media.stats", sid=sid)
+    assert resumed["peer_held"] is False
+    assert resumed["received_packets"] > still["received_packets"] + 80
+    alice.client.hangup(sid)
+    bob.state(sid, "DEINIT")
