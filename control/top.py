@@ -57,6 +57,7 @@ class SessionRow:
     moved: _Counter = field(default_factory=_Counter)
     size: int = 0
     file: str = ""
+    flags: str = ""  # "peer muted", "held", ... from media.stats
 
 
 @dataclass
@@ -131,6 +132,8 @@ class TopView:
             row.codec = str(event.get("codec") or row.codec)
             row.rtt_ms, row.jitter_ms = event.get("rtt_ms"), event.get("jitter_ms")
             row.dropped = int(event.get("dropped_packets") or 0)
+            row.flags = ", ".join(name.replace("_", " ") for name in (
+                "muted", "held", "peer_muted", "peer_held") if event.get(name))
             row.received.update(event.get("received_packets", 0), now)
             row.lost.update(event.get("lost_packets", 0), now)
             total = row.received.rate + row.lost.rate
@@ -183,7 +186,8 @@ def render(view: TopView) -> Group:
             files.add_row(row.peer, row.direction, row.state, row.file, done,
                           _num(rate, ".1f"), _num(eta, ".0f"))
         else:
-            calls.add_row(row.peer, row.state, row.codec or "-", row.path or "-",
+            state = f"{row.state} ({row.flags})" if row.flags else row.state
+            calls.add_row(row.peer, state, row.codec or "-", row.path or "-",
                           row.encryption or "-", _num(row.rtt_ms, ".1f"),
                           _num(row.jitter_ms, ".1f"), _num(row.loss_pct, ".1f"),
                           _num(row.bits_in.rate / 1000, ".1f"),

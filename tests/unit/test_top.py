@@ -48,3 +48,10 @@ def test_a_session_that_ended_leaves_the_view():
     view = _view()
     view.event({"event": "session.state", "sid": "c1", "state": "DEINIT"}, 13.0)
     assert "c1" not in view.sessions and "bob@example.com" not in render_text(view)
+
+
+def test_mute_and_hold_show_beside_the_state():
+    view = _view()
+    view.event({"event": "media.stats", "sid": "c1", "peer_muted": True, "held": True,
+                "received_packets": 95, "lost_packets": 5}, 13.0)
+    assert "INPROGRESS (held, peer muted)" in render_text(view, width=200)
