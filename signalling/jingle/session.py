@@ -47,6 +47,7 @@ class Local(enum.StrEnum):
     MEDIA_FLOWING = "media-flowing"  # transport connected and first media received
     CLOSED = "closed"  # the terminate was acknowledged, or needs no acknowledgement
     LOST = "lost"  # the peer or our stream went away: nothing can be sent any more
+    WITHDRAWN = "withdrawn"  # our modification was refused, or lost a glare: it is void
 
 
 class _Stay(enum.Enum):
@@ -123,7 +124,8 @@ TRANSITIONS: dict[SessionState, dict[Key, Target]] = {
     St.SENTACCEPT: {**_ACTIVE, Local.MEDIA_FLOWING: St.INPROGRESS},
     St.RECEIVEDACCEPT: {**_ACTIVE, Local.MEDIA_FLOWING: St.INPROGRESS},
     St.INPROGRESS: {**_ACTIVE, Local.MEDIA_FLOWING: STAY},
-    St.SENTMODIFY: {**_INFO, **_END, **_answers(R), Local.MEDIA_FLOWING: STAY},
+    St.SENTMODIFY: {**_INFO, **_END, **_answers(R), Local.MEDIA_FLOWING: STAY,
+                    Local.WITHDRAWN: RESUME},
     St.RECEIVEDMODIFY: {**_INFO, **_END, **_answers(S), Local.MEDIA_FLOWING: STAY},
     St.SENTREJECT: {Local.CLOSED: St.DEINIT, Local.LOST: St.DEINIT},
     St.RECEIVEDREJECT: {Local.CLOSED: St.DEINIT, Local.LOST: St.DEINIT},
@@ -450,7 +452,7 @@ class Session:
         # drop it and take the initiator's request as if ours never happened.
         self._negotiating = None
         if self.state is St.SENTMODIFY:
-            self.state = self._resume_state
+            self._apply(Local.WITHDRAWN, None)
 
     def _negotiation_step(self, key: Key) -> None:
         if not isinstance(key, tuple):
@@ -514,7 +516,7 @@ class Session:
                 return
             if action in _NEGOTIATIONS and self.state is St.SENTMODIFY:
                 self._negotiating = None
-                self.state = self._resume_state
+                self._apply(Local.WITHDRAWN, None)  # back, through the table, with an event
             self._events.append(RequestFailed(self.sid, action, error))
             return
         if self.state is St.DEINIT or self.state in ENDING:

@@ -49,6 +49,17 @@ def test_any_command_sequence_keeps_both_machines_sane(steps):
     pair = Pair()
     mine = pair.romeo.create_outgoing(JULIET, "urn:xmpp:jingle:apps:rtp:1")
     sessions = {"romeo": mine, "juliet": None}
+    # The state each side last *reported* (StateChanged events): the table is the only
+    # writer of state, so what the control socket shows always equals the real state.
+    reported = {"romeo": SessionState.INIT, "juliet": None}
+
+    def drain() -> None:
+        for who, side in (("romeo", pair.romeo), ("juliet", pair.juliet)):
+            for event in pair.events(side):
+                inner = getattr(event, "event", None)
+                if isinstance(inner, StateChanged) and inner.sid == mine.sid:
+                    reported[who] = inner.state
+
     for who, command in steps:
         if command == "tick":
             pair.now += 61.0
@@ -66,8 +77,11 @@ def test_any_command_sequence_keeps_both_machines_sane(steps):
             except UsageError:
                 assert session.state is before
         pair.pump()
-        for session in (s for s in sessions.values() if s is not None):
-            assert session.state in TRANSITIONS
+        drain()
+        for name, session in sessions.items():
+            if session is not None:
+                assert session.state in TRANSITIONS
+                assert session.state is reported[name], (name, session.state, reported)
     # Every request on the wire got exactly one answer.
     requests = sorted((src, el.get("id")) for src, el in pair.wire if el.get("type") == "set")
     answers = sorted((el.get("to"), el.get("id")) for _, el in pair.wire
@@ -137,3 +151,21 @@ def test_received_action_in_state(state, action, sender):
                if isinstance(getattr(e, "event", None), StateChanged)]
     for change in changes:
         assert change.state in TRANSITIONS
+
+
+def test_a_refused_modification_goes_back_through_the_table_with_an_event():
+    """transport-replace answered with an error: the session returns to INPROGRESS
+    and says so (it used to change state silently, leaving SENTMODIFY on show)."""
+    from signalling.jingle.errors import StanzaError
+    from signalling.jingle.session import SendRequest
+
+    pair, mine = _drive_to(SessionState.SENTMODIFY)
+    replace = [s for s in pair.romeo.stanzas_to_send() if isinstance(s, SendRequest)][-1]
+    pair.events(pair.romeo)
+    pair.romeo.receive_response(replace.iq_id, StanzaError("cancel", "feature-not-implemented"),
+                                1.0)
+    assert mine.state is SessionState.INPROGRESS
+    changes = [e.event for e in pair.events(pair.romeo)
+               if isinstance(getattr(e, "event", None), StateChanged)]
+    assert [(c.previous, c.state) for c in changes] == [
+        (SessionState.SENTMODIFY, SessionState.INPROGRESS)]
