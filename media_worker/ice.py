@@ -88,6 +88,12 @@ class Connection(aioice.Connection):
     sees host candidates, so it connected). aioice skips relay pairs to mDNS
     names for a similar reason; this extends the rule to site-local addresses
     when the relay itself is not site-local.
+
+    This class is the only user of aioice internals (``_pair_remote_candidate``,
+    ``_protocols``, ``_check_list``, ``_nominated``); tests/unit/media_worker/
+    test_aioice_contract.py fails if a release changes them, and pyproject pins the
+    tested range. An upstream pairing-filter hook and a per-pair check delay would
+    replace all of it.
     """
 
     # Seconds aioice waits for STUN/TURN answers while gathering (its own default: 5).

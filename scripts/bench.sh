@@ -8,7 +8,7 @@ if ! command -v espeak-ng >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null
 fi
 .venv/bin/python -c "import pesq, matplotlib" 2>/dev/null \
-    || .venv/bin/pip install -q --disable-pip-version-check -e '.[bench]' 2>&1 | grep -v "is ignored" >&2 || true
+    || .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[bench]' 2>&1 | grep -v "is ignored" >&2 || true
 for bench in call_setup isolation capacity quality transfer ibb; do
     .venv/bin/python -m "bench.$bench"
 done

@@ -31,9 +31,9 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.pyjingle-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
     echo "setup: installing pyjingle and its dev tools into .venv" >&2
-    .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 \
+    .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' 2>&1 \
         | grep -v "is ignored" >&2 || true
     .venv/bin/python -c "import zmq, msgpack, slixmpp, aioice, pytest, hypothesis" \
         || { echo "setup: pip install failed" >&2; exit 1; }
