@@ -248,10 +248,7 @@ def test_a_peer_silent_for_thirty_seconds_keeps_the_call(voice_pair, folder):
     side must not take the quiet for a dead path (no ICE restart: Dino could not follow
     one); consent checks keep the pair, and bob's tone is heard again after unmute."""
     alice, bob = voice_pair
-    sid = alice.client.call(bob.bare)
-    bob.state(sid, "RECEIVEDINITIATE")
-    bob.client.accept(sid)
-    alice.state(sid, "INPROGRESS", timeout=15)
+    sid = agents.call_in_progress(alice, bob)
     time.sleep(1.5)
     bob.client.mute(sid, True)
     assert alice.watch.wait_for(5, event="session.info", sid=sid, info="mute")
@@ -281,10 +278,7 @@ def test_hold_and_resume_both_ways(voice_pair, folder):
     """XEP-0167 §7.3: alice holds (she sends nothing, bob's stats say the peer holds),
     resumes, and bob's tone and hers flow again."""
     alice, bob = voice_pair
-    sid = alice.client.call(bob.bare)
-    bob.state(sid, "RECEIVEDINITIATE")
-    bob.client.accept(sid)
-    bob.state(sid, "INPROGRESS", timeout=15)
+    sid = agents.call_in_progress(alice, bob)
     time.sleep(1.0)
     alice.client.hold(sid, True)
     assert bob.watch.wait_for(5, event="session.info", sid=sid, info="hold")
