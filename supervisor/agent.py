@@ -260,6 +260,8 @@ class Supervisor:
 
     async def _on_message(self, source: m.Process, message: m.Message) -> None:
         child = self.children.get(source)
+        if source in (m.Process.MEDIA, m.Process.TRANSFER):
+            self._note_worker(source, message)
         if isinstance(message, m.Hello) and child is not None:
             if not child.spawned_here and child.pid not in (0, message.pid):
                 child.restarts += 1
@@ -294,8 +296,9 @@ class Supervisor:
                 "direction": message.direction.value, "state": message.state}
             known = self.sessions.get(message.sid, {})
             offered = known.get("file")
-            if "transport" in known:
-                summary["transport"] = known["transport"]
+            for kept in ("transport", "worker"):
+                if kept in known:
+                    summary[kept] = known[kept]
             if message.file is not None:
                 offered = {k: v for k, v in dataclasses.asdict(message.file).items()
                            if v is not None}
@@ -371,6 +374,14 @@ class Supervisor:
                 **({"restart": True} if message.restart else {})}, message.ts)
         else:
             log.debug("supervisor ignores %s from %s", type(message).__name__, source)
+
+    def _note_worker(self, source: m.Process, message: m.Message) -> None:
+        """``sessions`` entries name the worker that holds their media or transfer, from
+        the first report that worker makes about them."""
+        sid = getattr(message, "sid", None)
+        entry = self.sessions.get(sid) if isinstance(sid, str) else None
+        if entry is not None and "worker" not in entry:
+            entry["worker"] = source.value
 
     # --- the story, one line per thing a user notices ----------------------------------
 

@@ -188,6 +188,8 @@ def test_jingle_top_shows_a_call(start_agent, folder):
     bob = start_agent("bob", extra='[audio]\ninput = "tone:660"\noutput = "null"\n')
     make_ready(alice, bob)
     sid = call_in_progress(alice, bob)
+    time.sleep(0.5)
+    assert [(s["sid"], s.get("worker")) for s in alice.client.sessions()] == [(sid, "media")]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYJINGLE_")}
     env["PYTHONPATH"] = str(ROOT)
     top = subprocess.run([*JINGLE, "--agent", str(alice.config), "top", "--once",

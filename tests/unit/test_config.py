@@ -85,6 +85,7 @@ def test_default_endpoints_are_in_a_private_folder(tmp_path):
     ({"PYJINGLE_POLICY_FILES_FROM": "nobody"}, "policy.files_from"),
     ({"PYJINGLE_TRANSFER_IDLE_TIMEOUT": "-1"}, "transfer.idle_timeout"),
     ({"PYJINGLE_TRANSFER_HASH": "md5"}, "transfer.hash"),
+    ({"PYJINGLE_MEDIA_WORKERS": "2"}, "media.workers"),
 ])
 def test_bad_values_name_the_key(good, override, key):
     with pytest.raises(ConfigError) as info:
