@@ -30,3 +30,12 @@ def test_every_event_the_supervisor_publishes_is_documented():
     assert len(events) >= 9
     for event in events:
         assert f"| `{event}` |" in DOC, f"event {event} is not documented"
+
+
+def test_every_configuration_key_is_documented():
+    from bus.config import KNOWN_KEYS
+
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    for section, keys in KNOWN_KEYS.items():
+        for key in keys:
+            assert f"`{section}.{key}`" in doc, f"{section}.{key} is not in docs/configuration.md"
