@@ -9,6 +9,7 @@ complete and verified.
 
 from __future__ import annotations
 
+import errno
 import os
 import unicodedata
 from pathlib import Path
@@ -103,9 +104,22 @@ def commit_name(partial: Path, final: Path) -> Path:
         except FileExistsError:
             final = unique_path(final.parent, final.name)
             continue
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            # A file system without hard links (FAT, some FUSE mounts): rename where
+            # nothing stands, checked just before (a narrower guarantee, the best there).
+            if os.path.lexists(final):
+                final = unique_path(final.parent, final.name)
+                continue
+            os.rename(partial, final)
+            return final
         os.unlink(partial)
         return final
     raise FileExistsError(f"no free name for {final.name!r} in {final.parent}")
+
+
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV}
 
 
 def inside(directory: Path, path: Path) -> bool:

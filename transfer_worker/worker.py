@@ -101,10 +101,14 @@ class TransferWorker:
         transfer = self.transfers.get(message.sid)
         path, verified = None, False
         if transfer is not None:
-            verified = await transfer.verify(message.algo, message.expected,
-                                             transfer.sha256 or "")
-            # Unverifiable (the peer gave no hash we know) is kept; a mismatch is not.
-            path = transfer.commit(keep=verified or message.algo is None)
+            try:
+                verified = await transfer.verify(message.algo, message.expected,
+                                                 transfer.sha256 or "")
+                # Unverifiable (the peer gave no hash we know) is kept; a mismatch is not.
+                path = transfer.commit(keep=verified or message.algo is None)
+            except OSError as exc:
+                log.error("transfer %s: the file could not be saved: %s", message.sid, exc)
+                path, verified = None, False
         await self._send(source, m.FileCommitted(message.sid, str(path) if path else None,
                                                  verified))
 

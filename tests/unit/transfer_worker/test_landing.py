@@ -64,3 +64,20 @@ def test_two_claims_of_one_name_get_two_files(tmp_path):
     first = claim_partial(tmp_path, "same.txt")
     second = claim_partial(tmp_path, "same.txt")
     assert first != second and all(p.exists() for p in (first[1], second[1]))
+
+
+def test_without_hard_links_the_commit_renames_where_nothing_stands(tmp_path, monkeypatch):
+    """FAT and some FUSE mounts refuse link(): the commit falls back to rename, still
+    never onto an existing entry."""
+    import errno
+
+    def no_link(*_args, **_kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    final, partial = claim_partial(tmp_path, "d.bin")
+    partial.write_bytes(b"data")
+    final.write_text("already here")
+    monkeypatch.setattr(os, "link", no_link)
+    done = commit_name(partial, final)
+    assert done == tmp_path / "d (2).bin" and done.read_bytes() == b"data"
+    assert final.read_text() == "already here" and not partial.exists()
