@@ -366,29 +366,11 @@ class MediaCall:
                 # XEP-0167 §7: muted is "temporarily not sending media". The clock runs
                 # on (the timestamp keeps the sampling time); sequence numbers count
                 # packets sent, so the peer sees a pause, not a loss.
-                self.timestamp = (self.timestamp + self.codec.timestamp_step) & 0xFFFFFFFF
                 talkspurt = True
-                self.sink.write(self._playout(loop.time()))
-                deadline += FRAME_SECONDS
-                await asyncio.sleep(max(0.0, deadline - loop.time()))
-                continue
-            payload = self.codec.encode(frame)
-            packet = RtpPacket(self.codec.payload_type, self.sequence, self.timestamp,
-                               self.ssrc, payload, marker=talkspurt)
-            talkspurt = False
-            self.sequence = (self.sequence + 1) & 0xFFFF
+            else:
+                await self._send_frame(frame, marker=talkspurt)
+                talkspurt = False
             self.timestamp = (self.timestamp + self.codec.timestamp_step) & 0xFFFFFFFF
-            data = packet.encode()
-            if self.srtp is not None:
-                data = self.srtp.protect(data)
-            try:
-                await self.ice.send(data)
-                if self._send_times is not None:
-                    self._send_times.append(time.monotonic())
-                self.sent_packets += 1
-                self.sent_octets += len(payload)
-            except ConnectionError:
-                pass
             self.sink.write(self._playout(loop.time()))
             deadline += FRAME_SECONDS
             delay = deadline - loop.time()
@@ -396,6 +378,25 @@ class MediaCall:
                 deadline = loop.time()
                 delay = 0
             await asyncio.sleep(max(0.0, delay))
+
+    async def _send_frame(self, frame: bytes, marker: bool) -> None:
+        """One 20 ms frame, encoded, protected and sent at the current timestamp."""
+        assert self.codec is not None
+        payload = self.codec.encode(frame)
+        packet = RtpPacket(self.codec.payload_type, self.sequence, self.timestamp,
+                           self.ssrc, payload, marker=marker)
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        data = packet.encode()
+        if self.srtp is not None:
+            data = self.srtp.protect(data)
+        try:
+            await self.ice.send(data)
+            if self._send_times is not None:
+                self._send_times.append(time.monotonic())
+            self.sent_packets += 1
+            self.sent_octets += len(payload)
+        except ConnectionError:
+            pass
 
     def _playout(self, now: float) -> bytes:
         assert self.codec is not None

@@ -40,6 +40,7 @@ class Host(Protocol):
     def proceed_to(self, sid: str, device: str) -> None: ...
     def prepare_answer(self, sid: str) -> None: ...
     def in_roster(self, bare_jid: str) -> bool: ...
+    def admit_proposal(self, peer: str, message: ET.Element) -> bool: ...
 
 
 class Proposals:
@@ -134,6 +135,8 @@ class Proposals:
                 return
             if bare(msg.sender) == bare(self.host.local_jid) or "audio" not in msg.media:
                 return  # our own devices, or media we do not carry (video only)
+            if not self.host.admit_proposal(msg.sender, element):
+                return  # a stranger the user does not take calls from, or too many
             proposal = self._new(msg.id, msg.sender, Role.RESPONDER)
             proposal.receive(msg, time.monotonic())
             proposal.ring()

@@ -317,19 +317,24 @@ class Signalling:
         self.files.ibb_stanza(sender, iq_id, payload)
 
     def on_message(self, element: ET.Element) -> None:
-        if element.find(f"{{{ns.JMI}}}propose") is not None or element.find(
-                f"{{{ns.JMI_1}}}propose") is not None:
-            peer = bare(element.get("from", ""))
-            if not self._may_reach(peer, self.config.policy.calls_from):
-                log.info("call proposal from %s ignored: not a contact", peer)
-                return  # as a client without XEP-0353 would: no ringing, no event
-            why = self.admission.why_not_ring(peer, self._unanswered(), _Contacts(self))
-            if why is not None or not self.admission.allow_iq(peer, time.monotonic(),
-                                                              self._is_contact(peer)):
-                log.warning("call proposal from %s ignored: %s", peer, why or "too many")
-                return
-            self._receipt(element)
         self.proposals.on_message(element)
+
+    def admit_proposal(self, peer: str, message: ET.Element) -> bool:
+        """A new XEP-0353 propose from ``peer`` (full JID): may it ring? Refused
+        unseen (as a client without XEP-0353 would) for a stranger when calls come
+        from contacts only, or past the admission bounds; admitted, it gets its
+        XEP-0184 receipt."""
+        sender = bare(peer)
+        if not self._may_reach(sender, self.config.policy.calls_from):
+            log.info("call proposal from %s ignored: not a contact", sender)
+            return False
+        why = self.admission.why_not_ring(sender, self._unanswered(), _Contacts(self))
+        if why is not None or not self.admission.allow_iq(sender, time.monotonic(),
+                                                          self._is_contact(sender)):
+            log.warning("call proposal from %s ignored: %s", sender, why or "too many")
+            return False
+        self._receipt(message)
+        return True
 
     def _receipt(self, message: ET.Element) -> None:
         """XEP-0184 §5.1: a propose that asks for a receipt gets one from this device

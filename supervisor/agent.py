@@ -333,17 +333,9 @@ class Supervisor:
             self._publish("session.info", {"sid": message.sid, "info": message.info,
                                            "name": message.name}, message.ts)
         elif isinstance(message, m.MediaStatsEvent):
-            self._publish("media.stats", {
-                "sid": message.sid, "sent_packets": message.sent_packets,
-                "received_packets": message.received_packets,
-                "lost_packets": message.lost_packets, "jitter_ms": message.jitter_ms,
-                "rtt_ms": message.rtt_ms, "codec": message.codec,
-                "concealed_frames": message.concealed_frames,
-                "dropped_packets": message.dropped_packets,
-                "sent_octets": message.sent_octets,
-                "received_octets": message.received_octets,
-                "peer_muted": message.peer_muted, "peer_held": message.peer_held,
-                "muted": message.muted, "held": message.held}, message.ts)
+            # Every field of the message is a field of the event, under its own name.
+            self._publish("media.stats", {k: v for k, v in dataclasses.asdict(message).items()
+                                          if k != "ts"}, message.ts)
         elif isinstance(message, m.TransferProgressEvent):
             self._publish("transfer.progress", {"sid": message.sid, "bytes": message.bytes,
                                                 "size": message.size}, message.ts)

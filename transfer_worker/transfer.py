@@ -252,9 +252,13 @@ class Transfer:
         another XEP-0300 algorithm, that digest too (remembered per file version)."""
         digest = ""
         if self.sending and self.algo != "sha-256":
-            digest = await asyncio.to_thread(DIGESTS.hexdigest, self.path, self.algo)
+            digest = await self._whole_file_digest(self.algo)
         await self._send(m.Process.SIGNALLING, m.TransferDone(self.sid, self.size, sha256,
                                                               self.algo, digest))
+
+    async def _whole_file_digest(self, algo: str) -> str:
+        """The sent file's digest, in a thread, remembered per version of the file."""
+        return await asyncio.to_thread(DIGESTS.hexdigest, self.path, algo)
 
     def _pump_socket(self, writer: asyncio.StreamWriter) -> socket.socket:
         """The bytestream's socket for a pump thread: a blocking duplicate (the
@@ -288,8 +292,7 @@ class Transfer:
         """sendfile() in a thread; the whole file's SHA-256 in another, or remembered
         from an earlier send of this very version of the file."""
         self.transferred = self.offset
-        hashing = asyncio.ensure_future(asyncio.to_thread(DIGESTS.hexdigest, self.path,
-                                                          "sha-256"))
+        hashing = asyncio.ensure_future(self._whole_file_digest("sha-256"))
         sock = self._pump_socket(writer)
         try:
             with open(self.path, "rb") as fh:
@@ -372,8 +375,7 @@ class Transfer:
     async def _ibb_send(self, block_size: int) -> None:
         """At most IBB_WINDOW unacknowledged blocks: a slow receiver slows us, and
         neither side ever holds more than the window in memory."""
-        hashing = asyncio.ensure_future(asyncio.to_thread(DIGESTS.hexdigest, self.path,
-                                                          "sha-256"))
+        hashing = asyncio.ensure_future(self._whole_file_digest("sha-256"))
         self.transferred = self.offset
         last, seq = 0.0, 0
         try:

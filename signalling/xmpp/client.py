@@ -383,8 +383,7 @@ class XmppClient(slixmpp.ClientXMPP):
 
     def knows(self, bare: str) -> bool:
         """In the roster at all (whatever the subscription)?"""
-        return bare in self.client_roster and any(
-            c.jid == bare for c in self.contacts())
+        return any(c.jid == bare for c in self.contacts())
 
     def contacts(self) -> list[ContactInfo]:
         """The roster (RFC 6121 §2) with each subscription and pending request."""
