@@ -130,8 +130,12 @@ def test_pipes_bad_endpoints_and_no_agent_end_without_a_traceback(start_agent, f
     pipeline = subprocess.Popen(
         f"{sys.executable} -m control.cli --agent {alice.config} events | head -1",
         shell=True, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    time.sleep(1.5)
-    make_ready(alice, bob)  # a call and a hang-up: events for the pipe
+    deadline = time.monotonic() + 30
+    while pipeline.poll() is None and time.monotonic() < deadline:
+        # Calls and hang-ups: events for the pipe, until its CLI (slow to start on a
+        # loaded machine) has subscribed and taken one.
+        make_ready(alice, bob)
+        time.sleep(0.3)
     out, err = pipeline.communicate(timeout=30)
     assert out.count(b"\n") == 1 and b'"event"' in out
     assert b"Traceback" not in err, err
