@@ -325,6 +325,7 @@ class TransportStateEvent(Message):
     candidates: tuple[str, ...] = ()  # types of the local candidates gathered
     encryption: str | None = None  # once connected: "dtls-srtp" or "none" (plain RTP)
     restart: bool = False  # an ICE restart (RFC 8445 §9) is under way or just completed
+    reason: str | None = None  # why, when ``state`` is failed: for the user, in words
 
 
 # --- signalling <-> workers --------------------------------------------------

@@ -186,7 +186,8 @@ class MediaCall:
         self._tasks.append(asyncio.create_task(self._fail("failed-application")))
 
     async def _fail(self, reason: str) -> None:
-        await self._transport_state(m.TransportState.FAILED)
+        await self._transport_state(m.TransportState.FAILED,
+                                    reason="the call's media task failed")
         await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, reason))
 
     # --- transport --------------------------------------------------------------
@@ -198,8 +199,9 @@ class MediaCall:
         try:
             local, remote = await self.ice.connect(self.connect_timeout)
         except (TimeoutError, ConnectionError) as exc:
-            log.warning("call %s: ICE failed: %s", self.sid, exc or "timeout")
-            await self._transport_state(m.TransportState.FAILED)
+            why = str(exc) or "no candidate pair connected in time"
+            log.warning("call %s: ICE failed: %s", self.sid, why)
+            await self._transport_state(m.TransportState.FAILED, reason=f"ICE: {why}")
             await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "failed-transport"))
             return
         encryption = "none"
@@ -213,7 +215,8 @@ class MediaCall:
                 reason = ("failed-transport" if isinstance(exc, DtlsTimeout | TimeoutError
                                                            | ConnectionError)
                           else "security-error")
-                await self._transport_state(m.TransportState.FAILED)
+                await self._transport_state(m.TransportState.FAILED,
+                                            reason=f"DTLS-SRTP: {exc or 'no handshake in time'}")
                 await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, reason))
                 return
             encryption = "dtls-srtp"
@@ -256,10 +259,11 @@ class MediaCall:
 
     async def _transport_state(self, state: m.TransportState, local: str | None = None,
                                remote: str | None = None, types: tuple[str, ...] = (),
-                               encryption: str | None = None, restart: bool = False) -> None:
+                               encryption: str | None = None, restart: bool = False,
+                               reason: str | None = None) -> None:
         await self._send(m.Process.SUPERVISOR, m.TransportStateEvent(
             time.time(), self.sid, state, "ice-udp", local, remote, types, encryption,
-            restart))
+            restart, reason))
 
     # --- ICE restart (RFC 8445 §9) ------------------------------------------------------
 
@@ -315,10 +319,11 @@ class MediaCall:
             # The peer never answered (Dino 0.4 returns an empty result and keeps the
             # old credentials) or nothing connects: the old path is gone (a restart of
             # ours only follows a vanished address or lost consent), so the call ends.
-            why = str(exc) or ("no answer from the peer" if not self._answer.done()
-                               else "no pair connected")
+            why = str(exc) or (
+                "the peer did not answer the ICE restart with new credentials"
+                if not self._answer.done() else "no candidate pair connected after the restart")
             log.warning("call %s: ICE restart failed: %s", self.sid, why)
-            await self._transport_state(m.TransportState.FAILED, restart=True)
+            await self._transport_state(m.TransportState.FAILED, restart=True, reason=why)
             await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "failed-transport"))
             return
         log.info("call %s: ICE restarted (%s -> %s)", self.sid, local, remote)

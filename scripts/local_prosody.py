@@ -109,6 +109,11 @@ class LocalProsody:
     def config_file(self) -> Path:
         return self.data / "prosody.cfg.lua"
 
+    @property
+    def certificate(self) -> Path:
+        """The self-signed certificate STARTTLS presents (when ``tls``): a peer's CA."""
+        return self.data / "certs" / f"{self.domain}.crt"
+
     def configure(self, users: dict[str, str]) -> None:
         ensure_installed()
         self.data.mkdir(parents=True, exist_ok=True)
@@ -119,6 +124,7 @@ class LocalProsody:
         if self.tls:
             subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
                             "-days", "2", "-subj", f"/CN={self.domain}",
+                            "-addext", f"subjectAltName=DNS:{self.domain}",
                             "-keyout", str(certs / f"{self.domain}.key"),
                             "-out", str(certs / f"{self.domain}.crt")],
                            check=True, capture_output=True)

@@ -14,6 +14,13 @@ command -v prosody >/dev/null 2>&1 || need_apt+=(prosody)
 for pkg in libopus0 libportaudio2; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# The interop suite (tests/interop): Dino 0.4 run headless, with its call plugins
+# (GStreamer good + PulseAudio), an X server, a session bus, PulseAudio with null
+# sinks, AT-SPI to press its buttons, xdotool to type into its file chooser.
+for pkg in dino-im gstreamer1.0-plugins-good gstreamer1.0-pulseaudio xvfb dbus-x11 \
+           pulseaudio pulseaudio-utils at-spi2-core python3-pyatspi xdotool libglib2.0-bin; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to apt-get install ${need_apt[*]}" >&2

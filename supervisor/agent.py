@@ -363,7 +363,8 @@ class Supervisor:
                 "local": message.local, "remote": message.remote,
                 "candidates": list(message.candidates) or None,
                 "encryption": message.encryption,
-                **({"restart": True} if message.restart else {})}, message.ts)
+                **({"restart": True} if message.restart else {}),
+                **({"reason": message.reason} if message.reason else {})}, message.ts)
         else:
             log.debug("supervisor ignores %s from %s", type(message).__name__, source)
 
@@ -412,7 +413,8 @@ class Supervisor:
                      " again (ICE restart)" if event.restart else "", event.method,
                      event.local or "?", event.remote or "?", security, event.sid)
         elif event.state is m.TransportState.FAILED:
-            log.warning("%s transport failed [%s]", event.method, event.sid)
+            log.warning("%s transport failed%s [%s]", event.method,
+                        f": {event.reason}" if event.reason else "", event.sid)
 
     # --- control socket -------------------------------------------------------------
 
