@@ -29,6 +29,7 @@ from media_worker.codecs import SILENCE, Codec, make_codec
 from media_worker.dtls_srtp import Certificate, DtlsError, DtlsSrtp, DtlsTimeout, is_dtls
 from media_worker.ice import IceTransport
 from media_worker.jitter import Concealed, JitterBuffer, Played
+from media_worker.liveness import ANSWER_WAIT, Liveness, PathAction, PathInput
 from media_worker.reception import ReceptionStats
 from media_worker.rtp import (
     PacketError,
@@ -50,6 +51,7 @@ END_OF_CANDIDATES_AFTER = 2.0  # XEP-0176 has no end-of-candidates: debounce ins
 REPORT_INTERVAL = 1.0
 DTLS_TIMEOUT = 15.0  # the whole handshake, retransmissions (1, 2, 4, 8 s) included
 WATCH_INTERVAL = 0.5
+PROBE_TIMEOUT = 3.0  # seconds a consent check on the old pair may take (with retries)
 # RTP over UDP never exceeds a path MTU; anything larger is not ours (RFC 3550 §11).
 MAX_DATAGRAM = 1500
 # What a malformed, forged or replayed datagram raises on its way through the parsers.
@@ -108,6 +110,9 @@ class MediaCall:
         self._restart: asyncio.Task[None] | None = None
         self._answer: asyncio.Future[m.RestartIce] | None = None
         self._receiver: asyncio.Task[None] | None = None
+        self.liveness = Liveness()
+        self._next: IceTransport | None = None  # the generation a restart is bringing up
+        self._pair_types: tuple[str | None, str | None] = (None, None)
 
     # --- control ---------------------------------------------------------------
 
@@ -139,13 +144,14 @@ class MediaCall:
         await self.open(start.remote_ufrag, start.remote_pwd, start.remote_candidates)
 
     async def add_remote(self, candidates: tuple[m.IceCandidateInfo, ...]) -> None:
-        if await self.ice.add_remote(candidates) and not self._closed:
+        target = self._next or self.ice
+        if await target.add_remote(candidates) and not self._closed:
             loop = asyncio.get_running_loop()
             if self._eoc is not None:
                 self._eoc.cancel()
             self._eoc = loop.call_later(
                 END_OF_CANDIDATES_AFTER,
-                lambda: self._spawn(self.ice.end_of_candidates()))
+                lambda: self._spawn(target.end_of_candidates()))
 
     async def close(self, reason: str) -> None:
         if self._closed:
@@ -267,10 +273,11 @@ class MediaCall:
 
     # --- ICE restart (RFC 8445 §9) ------------------------------------------------------
 
-    def restart(self, peer: m.RestartIce | None = None) -> None:
+    def restart(self, peer: m.RestartIce | None = None,
+                cause: PathInput = PathInput.CONSENT_LOST) -> None:
         """A new ICE generation under the same DTLS-SRTP association: ours (``peer``
-        None: our address changed or the path went silent) or the peer's. New
-        credentials that arrive while one is under way answer it."""
+        None: ``cause`` says why) or the peer's. New credentials that arrive while one
+        is under way answer it. What happens is :mod:`media_worker.liveness`'s table."""
         if self._closed or self.source is None:
             log.info("call %s: restart ignored, media not up yet", self.sid)
             return
@@ -278,68 +285,98 @@ class MediaCall:
             if peer is not None and self._answer is not None and not self._answer.done():
                 self._answer.set_result(peer)
             return
+        actions = self.liveness.handle(PathInput.PEER_RESTART if peer is not None else cause)
+        if not actions:
+            return
         self._answer = asyncio.get_running_loop().create_future()
         if peer is not None:
             self._answer.set_result(peer)
-        self._restart = self._spawn(self._restart_ice())
+        self._restart = self._spawn(self._restart_ice(actions))
 
-    async def _restart_ice(self) -> None:
+    async def _restart_ice(self, actions: tuple[PathAction, ...]) -> None:
+        """Execute the restart the table asked for. The old generation carries the call
+        (if it still can) until the new one connects; only then is it closed."""
         assert self._answer is not None
         old = self.ice
-        self.ice = IceTransport(self.controlling, self.servers, self.relay_only)
-        # Closing the old generation may mean TURN requests from an address that is
-        # gone (retransmitted for many seconds): let it end on the side.
-        closing = asyncio.create_task(asyncio.wait_for(old.close(), 30.0))
-        self._tasks.append(closing)
-        log.info("call %s: ICE restart: new credentials %s", self.sid, self.ice.ufrag)
+        new = self._next = IceTransport(self.controlling, self.servers, self.relay_only)
+        log.info("call %s: ICE restart: new credentials %s", self.sid, new.ufrag)
         await self._transport_state(m.TransportState.CHECKING, restart=True)
-        # Our own restart is offered the way libwebrtc peers (Conversations) expect: the
-        # new credentials alone, our candidates only once the peer has answered with
-        # its own (new credentials with candidates read as an answer to a restart of
-        # theirs). Answering the peer's restart, credentials and candidates go together.
-        offering = not self._answer.done()
         try:
-            if offering:
+            # Our own restart is offered the way libwebrtc peers (Conversations) expect:
+            # the new credentials alone, candidates only once the peer has answered
+            # with its own (credentials with candidates read as an answer to a restart
+            # of theirs). Answering the peer's restart, both go together.
+            if PathAction.OFFER_RESTART in actions:
                 await self._send(m.Process.SIGNALLING, m.IceRestarted(
-                    self.sid, self.ice.ufrag, self.ice.pwd, ()))
-            gathered = await self.ice.gather()
-            if not offering:
+                    self.sid, new.ufrag, new.pwd, ()))
+            gathered = await new.gather()
+            if PathAction.ANSWER_RESTART in actions:
                 await self._send(m.Process.SIGNALLING, m.IceRestarted(
-                    self.sid, self.ice.ufrag, self.ice.pwd, tuple(gathered)))
-            log.info("call %s: ICE restart: %d candidates gathered, waiting for the peer's",
-                     self.sid, len(gathered))
-            peer = await asyncio.wait_for(asyncio.shield(self._answer), self.connect_timeout)
-            self.ice.set_remote_credentials(peer.remote_ufrag, peer.remote_pwd)
+                    self.sid, new.ufrag, new.pwd, tuple(gathered)))
+            offering = PathAction.OFFER_RESTART in actions
+            try:
+                peer = await asyncio.wait_for(
+                    asyncio.shield(self._answer),
+                    ANSWER_WAIT if offering else self.connect_timeout)
+            except TimeoutError:
+                if not offering:
+                    raise
+                # The peer did not answer (Dino 0.4 returns an empty result and keeps
+                # the old credentials): does the old pair still work?
+                self.liveness.handle(PathInput.ANSWER_TIMEOUT)
+                alive = await old.probe(PROBE_TIMEOUT)
+                if self._answer.done():  # the answer came while we probed
+                    alive = False
+                    self.liveness.handle(PathInput.PEER_RESTART)
+                elif not alive:
+                    self.liveness.handle(PathInput.OLD_DEAD)
+                    raise ConnectionError(self.liveness.why) from None
+                if alive:
+                    self.liveness.handle(PathInput.OLD_ALIVE)
+                    log.info("call %s: the peer did not answer the ICE restart; the old "
+                             "path still works and carries on", self.sid)
+                    self._next = None
+                    self._close_later(new)
+                    await self._path_up(*self._pair_types, restart=True)
+                    return
+                peer = self._answer.result()
+            new.set_remote_credentials(peer.remote_ufrag, peer.remote_pwd)
             if offering:
                 await self._send(m.Process.SIGNALLING,
                                  m.LocalCandidates(self.sid, tuple(gathered)))
             await self.add_remote(peer.remote_candidates)
-            local, remote = await self.ice.connect(self.connect_timeout)
+            local, remote = await new.connect(self.connect_timeout)
         except (TimeoutError, ConnectionError) as exc:
-            # The peer never answered (Dino 0.4 returns an empty result and keeps the
-            # old credentials) or nothing connects: the old path is gone (a restart of
-            # ours only follows a vanished address or lost consent), so the call ends.
-            why = str(exc) or (
-                "the peer did not answer the ICE restart with new credentials"
-                if not self._answer.done() else "no candidate pair connected after the restart")
+            self.liveness.handle(PathInput.CONNECT_FAILED)
+            why = self.liveness.why or str(exc) or "no candidate pair connected"
             log.warning("call %s: ICE restart failed: %s", self.sid, why)
+            self._next = None
+            self._close_later(new)
             await self._transport_state(m.TransportState.FAILED, restart=True, reason=why)
             await self._send(m.Process.SIGNALLING, m.WorkerFailed(self.sid, "failed-transport"))
             return
+        self.liveness.handle(PathInput.CONNECTED)
         log.info("call %s: ICE restarted (%s -> %s)", self.sid, local, remote)
-        # The receive loop may still wait on the old connection, which may never end
-        # (its TURN allocation cannot be deleted from a vanished address): it reads
-        # from the new one from now on, whatever the old one does on its way out.
+        self.ice, self._next = new, None
+        # Closing the old generation may mean TURN requests from an address that is
+        # gone (retransmitted for many seconds): it ends on the side. The receive loop
+        # may still wait on it (it may never signal its end): it reads from the new one
+        # from now on, whatever the old one does on its way out.
+        self._close_later(old)
         if self._receiver is not None:
             self._receiver.cancel()
         self._receiver = self._spawn(self._receive())
         await self._path_up(local, remote, restart=True)
+
+    def _close_later(self, generation: IceTransport) -> None:
+        self._tasks.append(asyncio.create_task(asyncio.wait_for(generation.close(), 30.0)))
 
     async def _path_up(self, local: str | None, remote: str | None,
                        restart: bool = False) -> None:
         """A path carries the call (first or after a restart): the addresses it stands
         on are watched from now on; ``transport.state`` says connected."""
         self._addresses = host_addresses()
+        self._pair_types = (local, remote)
         await self._transport_state(m.TransportState.CONNECTED, local, remote,
                                     encryption=self._encryption, restart=restart)
 
@@ -356,7 +393,8 @@ class MediaCall:
             if gone:
                 log.info("call %s: local address %s gone: restarting ICE", self.sid,
                          ", ".join(sorted(gone)))
-                self.restart()
+                self._addresses -= gone
+                self.restart(cause=PathInput.ADDRESS_GONE)
 
     # --- media ----------------------------------------------------------------------
 
@@ -427,7 +465,7 @@ class MediaCall:
                     # aioice's checks every ~5 s, ~30 s without an answer) or the peer
                     # closed. A new generation, or the call ends failed-transport.
                     log.info("call %s: the ICE connection ended: restarting ICE", self.sid)
-                    self.restart()
+                    self.restart(cause=PathInput.CONSENT_LOST)
                 if self._restart is not None and not self._restart.done():
                     await asyncio.wait({self._restart})  # its end respawns this loop
                     return

@@ -19,6 +19,7 @@ import aioice
 
 from bus.config import IceConfig
 from bus.messages import IceCandidateInfo
+from media_worker.liveness import ConsentFreshness
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,8 @@ class Connection(aioice.Connection):
     when the relay itself is not site-local.
 
     This class is the only user of aioice internals (``_pair_remote_candidate``,
-    ``_protocols``, ``_check_list``, ``_nominated``); tests/unit/media_worker/
+    ``_protocols``, ``_check_list``, ``_nominated``, ``_query_consent_task``, and
+    ``query_consent`` replaced to follow our own consent timing); tests/unit/media_worker/
     test_aioice_contract.py fails if a release changes them, and pyproject pins the
     tested range. An upstream pairing-filter hook and a per-pair check delay would
     replace all of it.
@@ -122,6 +124,41 @@ class Connection(aioice.Connection):
             if self._nominated.get(pair.component) is not None:
                 return  # a direct pair made it meanwhile
         await super().check_start(pair)
+
+    async def query_consent(self) -> None:
+        """RFC 7675 consent freshness on the selected pair, timed by the pure rules of
+        :class:`media_worker.liveness.ConsentFreshness` (aioice's own loop counts six
+        failed checks instead of 30 s without an answer). Lost consent closes the
+        connection: the call's receive loop sees it end and the restart policy runs."""
+        assert self.remote_password is not None
+        loop = asyncio.get_running_loop()
+        consent = ConsentFreshness(loop.time())
+        while True:
+            await asyncio.sleep(consent.wake(loop.time()) - loop.time())
+            if consent.lost(loop.time()):
+                log.info("consent to send expired (RFC 7675): no answer for %.0f s",
+                         loop.time() - consent.last_answer)
+                self._query_consent_task = None  # close() must not cancel this task
+                await self.close()
+                return
+            if consent.due(loop.time()) and await self.probe_selected(retransmissions=0):
+                consent.answered(loop.time())
+
+    async def probe_selected(self, retransmissions: int | None = None) -> bool:
+        """One binding request on each selected pair: whether any was answered."""
+        if self.remote_password is None:
+            return False
+        for pair in list(self._nominated.values()):
+            request = self.build_request(pair, nominate=False)
+            try:
+                await pair.protocol.request(
+                    request, pair.remote_addr,
+                    integrity_key=self.remote_password.encode("utf8"),
+                    retransmissions=retransmissions)
+                return True
+            except (aioice.stun.TransactionError, ConnectionError, OSError):
+                continue
+        return False
 
     def _pair_remote_candidate(self, remote_candidate: aioice.Candidate) -> None:
         if remote_candidate.type == "host" and site_local(remote_candidate.host):
@@ -235,6 +272,14 @@ class IceTransport:
     def set_remote_credentials(self, ufrag: str, pwd: str) -> None:
         self.connection.remote_username = ufrag
         self.connection.remote_password = pwd
+
+    async def probe(self, timeout: float) -> bool:
+        """Whether the selected pair still works: a consent check (RFC 7675) with
+        retransmissions, bounded by ``timeout``. False once the connection is closed."""
+        try:
+            return await asyncio.wait_for(self.connection.probe_selected(), timeout)
+        except TimeoutError:
+            return False
 
     async def add_remote(self, candidates: tuple[IceCandidateInfo, ...]) -> int:
         """Add UDP candidates of component 1; returns how many were usable."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import wave
@@ -346,6 +347,35 @@ def test_dino_rings_and_we_reject(lab):
     alice.state(offer["sid"], "DEINIT", timeout=10)
     assert until(lambda: lab.dino.ui("windows").count("DinoUiCallWindow") == 0, 10, 1)
     record(PEER, "we reject the peer's call", "works")
+
+
+def test_an_address_the_call_did_not_use_vanishing_keeps_the_call(lab):
+    """A second address of our host disappears mid-call: we restart ICE (any address
+    we gathered may have been the one in use), Dino does not answer the restart, the
+    old pair answers our probe, and the call carries on over it, audio both ways."""
+    net = lab.net
+    spare = "10.1.0.77"
+    run = ("ip", "netns", "exec", net.hosts["a"], "ip", "addr")
+    subprocess.run([*run, "add", f"{spare}/24", "dev", net.lan_dev["a"]], check=True)
+    alice, sid = our_call_to_dino(lab)
+    try:
+        time.sleep(1.5)
+        subprocess.run([*run, "del", f"{spare}/24", "dev", net.lan_dev["a"]], check=True)
+        alice.watch.wait_for(10, event="transport.state", sid=sid, state="checking",
+                             restart=True)
+        again = alice.watch.wait_for(20, event="transport.state", sid=sid, state="connected",
+                                     restart=True)
+        assert again["local"] == "host"
+        before = latest_stats(alice, sid)["received_packets"]
+        time.sleep(2.0)
+        assert latest_stats(alice, sid)["received_packets"] > before + 50
+        assert near(dino_hears(lab), OUR_TONE)
+        assert near(tail_hz(heard_file(alice, sid)), DINO_TONE)
+        record(PEER, "an unused address of ours vanishes mid-call",
+               "the restart goes unanswered; the old pair still works and carries on")
+    finally:
+        alice.client.hangup(sid)
+        alice.state(sid, "DEINIT", timeout=10)
 
 
 def test_address_change_on_our_side_mid_call(lab):

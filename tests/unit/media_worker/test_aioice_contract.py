@@ -35,7 +35,15 @@ def test_the_signatures_we_override_are_unchanged():
     assert issubclass(Connection, aioice.Connection)
 
 
-def test_consent_freshness_is_what_we_rely_on():
-    """Calls restart only when a connection ends: aioice's RFC 7675 checks must run."""
-    assert aioice.ice.CONSENT_INTERVAL <= 5 and aioice.ice.CONSENT_FAILURES <= 6
-    assert aioice.ice.CandidatePair.State.FAILED
+def test_consent_hooks_are_what_we_replace():
+    """Our RFC 7675 timing replaces aioice's ``query_consent``: connect() must still
+    start it as a task it keeps in ``_query_consent_task`` (close() cancels that), and
+    a check is ``build_request`` sent with ``protocol.request``."""
+    connect = inspect.getsource(aioice.Connection.connect)
+    assert "self.query_consent()" in connect and "_query_consent_task" in connect
+    assert list(inspect.signature(aioice.Connection.build_request).parameters) == [
+        "self", "pair", "nominate"]
+    request = inspect.signature(aioice.ice.StunProtocol.request)
+    assert {"request", "addr", "integrity_key", "retransmissions"} <= set(request.parameters)
+    assert issubclass(aioice.stun.TransactionError, Exception)
+    assert Connection.query_consent is not aioice.Connection.query_consent

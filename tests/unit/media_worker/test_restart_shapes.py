@@ -57,3 +57,29 @@ def test_answering_a_restart_sends_credentials_with_candidates_at_once():
     assert isinstance(answer, m.IceRestarted)
     assert not [x for x in sent if isinstance(x, m.LocalCandidates)]
     assert isinstance(sent[-1], m.WorkerFailed) and sent[-1].reason == "failed-transport"
+
+
+def test_probe_says_whether_the_selected_pair_still_works():
+    """The check behind 'keep the old pair' (a peer that never answers our restart):
+    two real aioice connections on this host's own address; the probe is answered
+    while the peer is there and not once it is gone."""
+    from media_worker.ice import IceTransport
+
+    async def main() -> tuple[bool, bool]:
+        a, b = IceTransport(True), IceTransport(False)
+        a.set_remote_credentials(b.ufrag, b.pwd)
+        b.set_remote_credentials(a.ufrag, a.pwd)
+        ca, cb = await a.gather(), await b.gather()
+        await a.add_remote(tuple(cb))
+        await b.add_remote(tuple(ca))
+        await a.end_of_candidates()
+        await b.end_of_candidates()
+        await asyncio.gather(a.connect(5), b.connect(5))
+        alive = await a.probe(2.0)
+        await b.close()
+        gone = await a.probe(2.0)
+        await a.close()
+        return alive, gone
+
+    alive, gone = asyncio.run(main())
+    assert alive and not gone
