@@ -228,6 +228,10 @@ class MediaCall:
             encryption = "dtls-srtp"
         self._encryption = encryption
         await self._path_up(local, remote)
+        # The path is up and secured: the call is in progress (libjingle's INPROGRESS
+        # once the transport is writable), whether or not the peer sends yet: one that
+        # answers muted sends nothing (XEP-0167 §7).
+        await self._media_flowing()
         self.source = open_source(self._audio_in)
         self.sink = open_sink(self._audio_out, self.sid)
         self._spawn(self._clock())
@@ -507,6 +511,9 @@ class MediaCall:
         extended = self.reception.update(packet.sequence, packet.timestamp, now)
         if extended is not None:
             self.jitter.push(extended, packet.payload, now)
+        await self._media_flowing()
+
+    async def _media_flowing(self) -> None:
         if not self._flowing:
             self._flowing = True
             await self._send(m.Process.SIGNALLING, m.MediaFlowing(self.sid))

@@ -22,6 +22,7 @@ from signalling import external_services as extdisco
 from signalling.errors import CommandError
 from signalling.jingle import ice_udp, rtp
 from signalling.jingle import namespaces as ns
+from signalling.jingle.call_answer import Refusal, answer_call
 from signalling.jingle.dtls import DtlsNegotiation, Encryption, SecurityFailure
 from signalling.jingle.errors import UsageError
 from signalling.jingle.manager import bare
@@ -145,35 +146,19 @@ class CallSessions:
         session = self.host.session(sid)
         if session is None or sid not in self.ice:
             raise CommandError(cp.UNKNOWN_SESSION, f"no session {sid!r}")
-        answers = []
-        for offered in session.remote_contents:
-            desc = offered.description
-            if isinstance(desc, rtp.RtpDescription) and isinstance(
-                    offered.transport, ice_udp.IceUdpTransport):
-                answer = rtp.answer(desc, SUPPORTED_CODECS)
-                if answer is None:
-                    continue
-                try:
-                    ours = self.dtls[sid].answer(offered.transport.fingerprint)
-                except SecurityFailure as exc:
-                    self.host.end(session, Reason.SECURITY_ERROR, str(exc))
-                    raise CommandError("security-error", str(exc)) from None
-                answers.append(Content(offered.creator, offered.name, answer,
-                                       ice_udp.IceUdpTransport(*self.ice[sid], fingerprint=ours),
-                                       offered.senders))
-                break  # one audio content is what a call carries
-        if not answers:
-            # XEP-0167 §5: no codec in common.
-            self.host.end(session, Reason.FAILED_APPLICATION, "no common codec")
-            raise CommandError("failed-application", "no codec in common with the caller")
+        decided = answer_call(session.remote_contents, SUPPORTED_CODECS, self.ice[sid],
+                              self.dtls[sid])
+        if isinstance(decided, Refusal):
+            self.host.end(session, decided.reason, decided.text)
+            raise CommandError(decided.reason.value, decided.text)
         try:
-            session.accept(tuple(answers), time.monotonic())
+            session.accept((decided.content,), time.monotonic())
         except UsageError as exc:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
         self.host.flush()
-        offer = next(c for c in session.remote_contents if c.name == answers[0].name)
-        self.start_media(session, (Content(offer.creator, offer.name, answers[0].description,
-                                           offer.transport),))
+        offer = decided.offered
+        self.start_media(session, (Content(offer.creator, offer.name,
+                                           decided.content.description, offer.transport),))
 
     def mute(self, session: Session, muted: bool) -> None:
         creator = "initiator" if session.role is Role.INITIATOR else "responder"

@@ -27,6 +27,7 @@ from bus import messages as m
 from bus.config import AgentConfig
 from control import protocol as cp
 from signalling.errors import CommandError
+from signalling.jingle import bytestream_negotiation as bn
 from signalling.jingle import file_transfer as ft
 from signalling.jingle import ibb, s5b
 from signalling.jingle import namespaces as ns
@@ -45,7 +46,6 @@ CHECKSUM_WAIT = 3.0  # seconds to wait for a checksum when the offer carried no 
 # (plus time to hash what it got at 50 MB/s). Dino 0.4 may give up on an in-band
 # stream yet acknowledge every block and never answer: the session must not hang.
 CONFIRM_WAIT = 30.0
-_UNKNOWN = object()
 
 
 class Host(Protocol):
@@ -78,10 +78,8 @@ class FileState:
     name: str
     ours: dict[str, s5b.S5bCandidate] = field(default_factory=dict)
     theirs: tuple[s5b.S5bCandidate, ...] = ()
-    we_used: object = _UNKNOWN  # S5bCandidate | None once known
-    they_used: object = _UNKNOWN
-    nominated: bool = False
-    waiting_activation: str | None = None  # cid of the peer's proxy we wait to see activated
+    # XEP-0260/0261: which bytestream carries the bytes, once both candidate sets are known
+    negotiation: bn.BytestreamNegotiation | None = None
     offset: int = 0  # where the bytes start (XEP-0234 §6.1 range), for a resumed file
     ibb: ibb.IbbTransport | None = None  # set once in-band is the transport
     ibb_acks: dict[int, str] = field(default_factory=dict)  # receiver: seq -> IQ id to answer
@@ -362,13 +360,20 @@ class FileSessions:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
         self.host.flush()
 
-    # --- XEP-0260 negotiation --------------------------------------------------------
+    # --- XEP-0260/0261 negotiation: signalling/jingle/bytestream_negotiation.py ------
 
     def _connect(self, session: Session, state: FileState,
                  candidates: tuple[s5b.S5bCandidate, ...]) -> None:
+        """Both candidate sets are known: the negotiation starts and the worker dials."""
         state.theirs = candidates
-        if "s5b" not in self.host.config.transfer.transports:
-            self.candidate_result(session, None, False)  # §2.3 candidate-error at once
+        transports = self.host.config.transfer.transports
+        state.negotiation = bn.BytestreamNegotiation(
+            initiator=session.role is Role.INITIATOR, sending=state.sending,
+            ours=state.ours, theirs=candidates, in_band="ibb" in transports,
+            new_in_band=lambda: ibb.IbbTransport(secrets.token_hex(8), IBB_BLOCK_SIZE),
+            cap=_capped)
+        if "s5b" not in transports:
+            self._feed(session, state, bn.WeReached(None))  # §2.3 candidate-error at once
             return
         if self.host.config.policy.relay_only_for(session.peer):
             # Dialling the peer's own addresses would reveal ours: proxies only.
@@ -378,17 +383,98 @@ class FileSessions:
             s5b.dstaddr(state.s5b_sid, session.peer, session.local)))
 
     def candidate_result(self, session: Session, cid: str | None, own_proxy: bool) -> None:
-        """The worker tried the peer's candidates: tell the peer (§2.3)."""
+        """The worker tried the peer's candidates (or reached our own proxy)."""
         state = self.files.get(session.sid)
         if state is None:
             return
         if own_proxy:
-            self.host.spawn(self._activate(session, state, cid))
+            self._feed(session, state,
+                       bn.OwnProxyReached() if cid else bn.OwnProxyActivated(False))
+        else:
+            self._feed(session, state, bn.WeReached(cid))
+
+    def transport_info(self, session: Session, contents: tuple[Content, ...]) -> None:
+        state = self.files.get(session.sid)
+        transport = next((c.transport for c in contents
+                          if isinstance(c.transport, s5b.S5bTransport)), None)
+        if state is None or transport is None or transport.info is None:
             return
-        state.we_used = next((c for c in state.theirs if c.cid == cid), None)
-        info = s5b.S5bInfo.CANDIDATE_USED if cid else s5b.S5bInfo.CANDIDATE_ERROR
-        if self._tell(session, state, info, cid):
-            self._maybe_nominate(session, state)
+        self._feed(session, state, bn.PeerSaid(transport.info, transport.info_cid))
+
+    def modify_received(self, session: Session, action: Action,
+                        contents: tuple[Content, ...]) -> None:
+        """transport-replace to IBB from the initiator, or its answer to ours."""
+        state = self.files.get(session.sid)
+        if state is None:
+            return
+        in_band = next((c.transport for c in contents
+                        if isinstance(c.transport, ibb.IbbTransport)), None)
+        if action is Action.TRANSPORT_REPLACE:
+            if state.negotiation is None:  # offered in-band already: nothing to replace
+                self._do(session, state, [bn.RejectReplace(), bn.Fail(
+                    Reason.FAILED_TRANSPORT, "no common transport")], contents)
+                return
+            self._feed(session, state, bn.PeerReplaces(in_band), contents)
+        elif action in (Action.TRANSPORT_ACCEPT, Action.TRANSPORT_REJECT):
+            self._feed(session, state, bn.PeerAnswersReplace(
+                action is Action.TRANSPORT_ACCEPT, in_band))
+
+    def _feed(self, session: Session, state: FileState, event: bn.Input,
+              contents: tuple[Content, ...] = ()) -> None:
+        if state.negotiation is not None:
+            self._do(session, state, state.negotiation.handle(event), contents)
+
+    def _do(self, session: Session, state: FileState, outputs: list[bn.Output],
+            contents: tuple[Content, ...] = ()) -> None:
+        """Execute what the negotiation decided, in order; stop once the session
+        no longer allows a stanza (it ended meanwhile)."""
+        for out in outputs:
+            if isinstance(out, bn.Tell):
+                if not self._tell(session, state, out.info, out.cid):
+                    return
+            elif isinstance(out, bn.ConnectOwnProxy):
+                # §2.5: we offered the proxy, so we connect to it too and activate it.
+                self.host.post(m.Process.TRANSFER, m.ConnectCandidates(
+                    session.sid, (_to_bus(out.candidate),),
+                    s5b.dstaddr(state.s5b_sid, session.local, session.peer), own_proxy=True))
+            elif isinstance(out, bn.ActivateProxy):
+                self.host.spawn(self._activate(session, state, out.candidate))
+            elif isinstance(out, bn.UseSocks5):
+                self._use(session, out.ours, out.via_own_proxy, out.kind)
+            elif isinstance(out, bn.Socks5Failed):
+                self.host.post(m.Process.SUPERVISOR, m.TransportStateEvent(
+                    time.time(), session.sid, m.TransportState.FAILED, "s5b",
+                    reason="no SOCKS5 candidate connected on either side"))
+            elif isinstance(out, bn.Replace | bn.AcceptReplace | bn.RejectReplace):
+                if not self._modify(session, state, out, contents):
+                    return
+            elif isinstance(out, bn.UseInBand):
+                state.ibb = out.in_band
+                if out.we_open:
+                    self._open_ibb(session, state, out.in_band)
+            elif isinstance(out, bn.Fail):
+                self.host.end(session, out.reason, out.text)
+                return
+
+    def _modify(self, session: Session, state: FileState,
+                out: bn.Replace | bn.AcceptReplace | bn.RejectReplace,
+                contents: tuple[Content, ...]) -> bool:
+        """transport-replace / -accept / -reject (XEP-0166 §7.2, XEP-0261 §2)."""
+        try:
+            if isinstance(out, bn.RejectReplace):
+                session.modify(Action.TRANSPORT_REJECT, contents, time.monotonic())
+            else:
+                state.ibb = out.in_band
+                action = (Action.TRANSPORT_REPLACE if isinstance(out, bn.Replace)
+                          else Action.TRANSPORT_ACCEPT)
+                session.modify(action, (Content(state.content.creator, state.content.name,
+                                                None, out.in_band),), time.monotonic())
+        except UsageError as exc:
+            log.warning("transfer %s: %s", session.sid, exc)
+            self.host.end(session, Reason.FAILED_TRANSPORT, "cannot replace the transport")
+            return False
+        self.host.flush()
+        return True
 
     def _tell(self, session: Session, state: FileState, info: s5b.S5bInfo,
               cid: str | None) -> bool:
@@ -403,65 +489,6 @@ class FileSessions:
             return False
         self.host.flush()
         return True
-
-    def transport_info(self, session: Session, contents: tuple[Content, ...]) -> None:
-        state = self.files.get(session.sid)
-        transport = next((c.transport for c in contents
-                          if isinstance(c.transport, s5b.S5bTransport)), None)
-        if state is None or transport is None or transport.info is None:
-            return
-        if transport.info is s5b.S5bInfo.CANDIDATE_USED:
-            state.they_used = state.ours.get(transport.info_cid or "")
-        elif transport.info is s5b.S5bInfo.CANDIDATE_ERROR:
-            state.they_used = None
-        elif transport.info is s5b.S5bInfo.ACTIVATED and state.waiting_activation:
-            # §2.5: the peer activated its proxy; our connection to it now carries data.
-            state.waiting_activation = None
-            self._use(session, ours=False, via_own_proxy=False, remote="proxy")
-            return
-        elif transport.info is s5b.S5bInfo.PROXY_ERROR:
-            self.host.end(session, Reason.FAILED_TRANSPORT, "the peer's proxy failed")
-            return
-        self._maybe_nominate(session, state)
-
-    def _maybe_nominate(self, session: Session, state: FileState) -> None:
-        if state.nominated or state.we_used is _UNKNOWN or state.they_used is _UNKNOWN:
-            return
-        we = state.we_used if isinstance(state.we_used, s5b.S5bCandidate) else None
-        they = state.they_used if isinstance(state.they_used, s5b.S5bCandidate) else None
-        choice = s5b.nominate(we, they, session.role is Role.INITIATOR)
-        if choice is None:
-            self.host.post(m.Process.SUPERVISOR, m.TransportStateEvent(
-                time.time(), session.sid, m.TransportState.FAILED, "s5b",
-                reason="no SOCKS5 candidate connected on either side"))
-            state.nominated = True
-            if "ibb" not in self.host.config.transfer.transports:
-                self.host.end(session, Reason.FAILED_TRANSPORT, "no SOCKS5 candidate worked")
-            elif session.role is Role.INITIATOR:
-                # XEP-0260 §2.6: the initiator falls back to in-band bytestreams.
-                state.ibb = ibb.IbbTransport(secrets.token_hex(8), IBB_BLOCK_SIZE)
-                try:
-                    session.modify(Action.TRANSPORT_REPLACE, (Content(
-                        state.content.creator, state.content.name, None, state.ibb),),
-                        time.monotonic())
-                except UsageError:
-                    self.host.end(session, Reason.FAILED_TRANSPORT, "cannot replace transport")
-                    return
-                self.host.flush()
-            return
-        state.nominated = True
-        chosen = (state.ours.get(choice.cid) if choice.offered_by_us
-                  else next((c for c in state.theirs if c.cid == choice.cid), None))
-        if chosen is not None and chosen.type == "proxy":
-            if choice.offered_by_us:
-                # §2.5: we offered the proxy, so we connect to it too and activate it.
-                self.host.post(m.Process.TRANSFER, m.ConnectCandidates(
-                    session.sid, (_to_bus(chosen),),
-                    s5b.dstaddr(state.s5b_sid, session.local, session.peer), own_proxy=True))
-            else:
-                state.waiting_activation = chosen.cid
-            return
-        self._use(session, choice.offered_by_us, False, "direct")
 
     def _use(self, session: Session, ours: bool, via_own_proxy: bool, remote: str) -> None:
         local = "proxy" if remote == "proxy" else "direct"
@@ -479,53 +506,19 @@ class FileSessions:
         assert isinstance(desc, ft.FileDescription)
         return desc.file
 
-    async def _activate(self, session: Session, state: FileState, cid: str | None) -> None:
-        """Our proxy was nominated and our worker reached it: activate, then say so."""
-        proxy = state.ours.get(cid or "")
-        info = s5b.S5bInfo.PROXY_ERROR
-        if proxy is not None:
-            try:
-                await self.host.activate_proxy(proxy.jid, state.s5b_sid, session.peer)
-                info = s5b.S5bInfo.ACTIVATED
-            except Exception as exc:  # an IQ error or timeout from the proxy
-                log.warning("transfer %s: proxy activation failed: %s", session.sid, exc)
-        if not self._tell(session, state, info,
-                          cid if info is s5b.S5bInfo.ACTIVATED else None):
-            return
-        if info is s5b.S5bInfo.ACTIVATED:
-            self._use(session, ours=True, via_own_proxy=True, remote="proxy")
-        else:
-            self.host.end(session, Reason.FAILED_TRANSPORT, "could not activate our proxy")
+    async def _activate(self, session: Session, state: FileState,
+                        proxy: s5b.S5bCandidate) -> None:
+        """Our proxy was nominated and our worker reached it: activate it (XEP-0065
+        §6.3.4); the negotiation says what follows."""
+        ok = False
+        try:
+            await self.host.activate_proxy(proxy.jid, state.s5b_sid, session.peer)
+            ok = True
+        except Exception as exc:  # an IQ error or timeout from the proxy
+            log.warning("transfer %s: proxy activation failed: %s", session.sid, exc)
+        self._feed(session, state, bn.OwnProxyActivated(ok))
 
     # --- in-band bytestreams (XEP-0261, XEP-0047) -------------------------------------
-
-    def modify_received(self, session: Session, action: Action,
-                        contents: tuple[Content, ...]) -> None:
-        """transport-replace to IBB from the initiator, or its answer to ours."""
-        state = self.files.get(session.sid)
-        if state is None:
-            return
-        in_band = next((c.transport for c in contents
-                        if isinstance(c.transport, ibb.IbbTransport)), None)
-        reply = (Content(state.content.creator, state.content.name, None, in_band),)
-        try:
-            if action is Action.TRANSPORT_REPLACE:
-                if in_band is None or "ibb" not in self.host.config.transfer.transports:
-                    session.modify(Action.TRANSPORT_REJECT, contents, time.monotonic())
-                    self.host.flush()
-                    self.host.end(session, Reason.FAILED_TRANSPORT, "no common transport")
-                    return
-                state.ibb = _capped(in_band)
-                session.modify(Action.TRANSPORT_ACCEPT, reply, time.monotonic())
-                self.host.flush()
-                if state.sending:  # a requested file: we are the one who sends
-                    self._open_ibb(session, state, state.ibb)
-            elif action is Action.TRANSPORT_ACCEPT and state.sending and state.ibb:
-                self._open_ibb(session, state, in_band or state.ibb)
-            elif action is Action.TRANSPORT_REJECT:
-                self.host.end(session, Reason.FAILED_TRANSPORT, "the peer refused in-band")
-        except UsageError as exc:
-            log.warning("transfer %s: %s", session.sid, exc)
 
     def _open_ibb(self, session: Session, state: FileState, agreed: ibb.IbbTransport) -> None:
         """XEP-0047 §2.1: the sender opens the bytestream, then the worker streams blocks."""

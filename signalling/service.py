@@ -114,6 +114,7 @@ class Signalling:
         self._timer: asyncio.TimerHandle | None = None
         self._bg = TaskSet()
         self._waiting: dict[tuple[type[m.Message], str], asyncio.Future[m.Message]] = {}
+        self._asked: dict[tuple[type[m.Message], str], m.Process] = {}  # whom each waits on
         self.calls = CallSessions(self)
         self.files = FileSessions(self)
         self.proposals = Proposals(self)
@@ -722,11 +723,16 @@ class Signalling:
             session = self.manager.get(sid)
             if session is not None and info.kind is kind:
                 self.end(session, Reason.FAILED_APPLICATION, f"{change.worker} worker exited")
+        # Only the requests addressed to the worker that exited fail: the other
+        # worker's answers are still to come.
         for key, future in list(self._waiting.items()):
+            if self._asked.get(key) is not change.worker:
+                continue
             if not future.done():
                 future.set_exception(CommandError(cp.UNAVAILABLE,
                                                   f"{change.worker} worker exited"))
             self._waiting.pop(key, None)
+            self._asked.pop(key, None)
 
     def _fail_waiting(self, sid: str, error: CommandError) -> None:
         for key, future in list(self._waiting.items()):
@@ -739,12 +745,15 @@ class Signalling:
                    answer: type[m.Message], sid: str) -> m.Message:
         future: asyncio.Future[m.Message] = asyncio.get_running_loop().create_future()
         self._waiting[(answer, sid)] = future
+        self._asked[(answer, sid)] = worker
         self.post(worker, message)
         try:
             return await asyncio.wait_for(future, WORKER_TIMEOUT)
         except TimeoutError:
             self._waiting.pop((answer, sid), None)
             raise CommandError(cp.UNAVAILABLE, f"the {worker} worker did not answer") from None
+        finally:
+            self._asked.pop((answer, sid), None)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         return self._bg.spawn(coro)

@@ -162,10 +162,11 @@ def with_action(action: str):
     for node, _ in walk(app) if app is not None else []:
         try:
             actions = node.queryAction()
-        except Exception:
+            if action in [actions.getName(i) for i in range(actions.nActions)] \
+                    and showing(node):
+                return node
+        except Exception:  # no actions, or a widget destroyed while we walk
             continue
-        if action in (actions.getName(i) for i in range(actions.nActions)) and showing(node):
-            return node
     return None
 
 
