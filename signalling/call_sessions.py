@@ -13,6 +13,7 @@ import logging
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bus import messages as m
@@ -63,15 +64,23 @@ def candidate_from_bus(c: m.IceCandidateInfo) -> ice_udp.IceCandidate:
                                 c.priority, c.protocol, c.type, 0, c.rel_addr, c.rel_port)
 
 
+@dataclass
+class CallState:
+    """What signalling holds about one call, in one record."""
+
+    preparing: asyncio.Task[m.Message] | None = None  # the media worker's PrepareMedia
+    ice: tuple[str, str] | None = None  # our ufrag/pwd (the current ICE generation)
+    dtls: DtlsNegotiation | None = None  # XEP-0320 roles and the peer's pinned key
+    remote_ice: tuple[str, str] | None = None  # the peer's ufrag/pwd
+    remote_count: int = 0  # trickled candidates forwarded (capped)
+    peer_muted: bool = False
+    peer_held: bool = False
+
+
 class CallSessions:
     def __init__(self, host: Host) -> None:
         self.host = host
-        self.ice: dict[str, tuple[str, str]] = {}  # sid -> our ufrag/pwd
-        self.dtls: dict[str, DtlsNegotiation] = {}  # sid -> XEP-0320 negotiation
-        self.remote_ice: dict[str, tuple[str, str]] = {}  # sid -> the peer's ufrag/pwd
-        self._remote_count: dict[str, int] = {}  # sid -> trickled candidates forwarded
-        self._peer_state: dict[str, tuple[bool, bool]] = {}  # sid -> peer (muted, held)
-        self._preparing: dict[str, asyncio.Task[m.Message]] = {}
+        self.calls: dict[str, CallState] = {}
         self.servers: extdisco.IceServers | None = None
         self._refresh: asyncio.TimerHandle | None = None
 
@@ -82,7 +91,7 @@ class CallSessions:
         ufrag, pwd = await self.prepare(session.sid, controlling=True)
         content = Content(Role.INITIATOR, "voice", rtp.audio_offer(),
                           ice_udp.IceUdpTransport(ufrag, pwd,
-                                                  fingerprint=self.dtls[session.sid].offer()))
+                                                  fingerprint=self._dtls(session.sid).offer()))
         session.initiate((content,), time.monotonic())
         self.host.flush()
 
@@ -103,7 +112,7 @@ class CallSessions:
         session = self.host.session(sid)
         if session is not None and not self._learn(session, session.remote_contents):
             return
-        if session is not None and not self.dtls[sid].offer_acceptable():
+        if session is not None and not self._dtls(sid).offer_acceptable():
             # Refused before ringing: nobody should pick up a call that cannot proceed.
             self.host.end(session, Reason.SECURITY_ERROR,
                           "unencrypted calls are refused (XEP-0320 DTLS-SRTP required)")
@@ -141,13 +150,14 @@ class CallSessions:
 
     async def accept(self, sid: str) -> None:
         """session-accept with our answer (XEP-0167 §5), then start the media."""
-        if sid not in self.ice:
+        call = self.calls.get(sid)
+        if call is None or call.ice is None:
             await self.prepare(sid, controlling=False)
         session = self.host.session(sid)
-        if session is None or sid not in self.ice:
+        call = self.calls.get(sid)
+        if session is None or call is None or call.ice is None or call.dtls is None:
             raise CommandError(cp.UNKNOWN_SESSION, f"no session {sid!r}")
-        decided = answer_call(session.remote_contents, SUPPORTED_CODECS, self.ice[sid],
-                              self.dtls[sid])
+        decided = answer_call(session.remote_contents, SUPPORTED_CODECS, call.ice, call.dtls)
         if isinstance(decided, Refusal):
             self.host.end(session, decided.reason, decided.text)
             raise CommandError(decided.reason.value, decided.text)
@@ -184,7 +194,10 @@ class CallSessions:
     def peer_info(self, sid: str, info: rtp.RtpInfo) -> None:
         """The peer's mute / hold / active, remembered per call and told to the media
         worker: its quiet is expected, not a failure."""
-        muted, held = self._peer_state.get(sid, (False, False))
+        call = self.calls.get(sid)
+        if call is None:
+            return
+        muted, held = call.peer_muted, call.peer_held
         if info.kind is rtp.RtpInfoKind.MUTE:
             muted = True
         elif info.kind is rtp.RtpInfoKind.UNMUTE:
@@ -195,7 +208,7 @@ class CallSessions:
             held = False
         else:
             return
-        self._peer_state[sid] = (muted, held)
+        call.peer_muted, call.peer_held = muted, held
         self.host.post(m.Process.MEDIA, m.PeerMediaState(sid, muted, held))
 
     # --- media ------------------------------------------------------------------------
@@ -203,25 +216,32 @@ class CallSessions:
     async def prepare(self, sid: str, *, controlling: bool) -> tuple[str, str]:
         """Ask the media worker once per session, however many callers wait for it
         (an incoming call is prepared on arrival, and accept may come before that ends)."""
-        task = self._preparing.get(sid)
+        call = self.calls.setdefault(sid, CallState())
+        task = call.preparing
         if task is None:
             session = self.host.session(sid)
             relay_only = self.host.config.policy.relay_only_for(session.peer if session else "")
             prepare = m.PrepareMedia(sid, controlling, self._servers_for_call(), relay_only)
             task = self.host.spawn(self.host.ask(m.Process.MEDIA, prepare, m.MediaPrepared,
                                                  sid))
-            self._preparing[sid] = task
+            call.preparing = task
         try:
             answer = await asyncio.shield(task)
         except CommandError:
-            self._preparing.pop(sid, None)
+            call.preparing = None
             raise
         assert isinstance(answer, m.MediaPrepared)
-        self.ice[sid] = (answer.ufrag, answer.pwd)
-        if sid not in self.dtls:
-            self.dtls[sid] = DtlsNegotiation(Encryption(self.host.config.media.encryption),
-                                             answer.fingerprint or None)
+        call.ice = (answer.ufrag, answer.pwd)
+        if call.dtls is None:
+            call.dtls = DtlsNegotiation(Encryption(self.host.config.media.encryption),
+                                        answer.fingerprint or None)
         return answer.ufrag, answer.pwd
+
+    def _dtls(self, sid: str) -> DtlsNegotiation:
+        call = self.calls.get(sid)
+        if call is None or call.dtls is None:
+            raise CommandError(cp.UNKNOWN_SESSION, f"no call {sid!r}")
+        return call.dtls
 
     def start_media(self, session: Session, contents: tuple[Content, ...]) -> None:
         """After accept: the agreed codec and the peer's ICE credentials to the worker."""
@@ -239,15 +259,16 @@ class CallSessions:
             return
         choice = m.CodecChoice(codec.id, codec.name, codec.clockrate or 8000, codec.channels,
                                ("useinbandfec", "1") in codec.parameters)
-        negotiation = self.dtls.get(session.sid)
-        if negotiation is None or not self._learn(session, contents):
+        record = self.calls.get(session.sid)
+        negotiation = record.dtls if record is not None else None
+        if record is None or negotiation is None or not self._learn(session, contents):
             return
         try:
             role = negotiation.role()
         except SecurityFailure as exc:
             self.host.end(session, Reason.SECURITY_ERROR, str(exc))
             return
-        self.remote_ice[session.sid] = (call.transport.ufrag, call.transport.pwd)
+        record.remote_ice = (call.transport.ufrag, call.transport.pwd)
         dtls = None
         if role is not None and role.remote is not None:
             dtls = m.DtlsParams(role.client, role.remote.hash, role.remote.value)
@@ -258,12 +279,14 @@ class CallSessions:
     def send_candidates(self, message: m.LocalCandidates, allow_empty: bool = False) -> None:
         """XEP-0176 §6: our candidates go to the peer in a transport-info."""
         session = self.host.session(message.sid)
-        creds = self.ice.get(message.sid)
-        if session is None or creds is None or not (message.candidates or allow_empty):
+        call = self.calls.get(message.sid)
+        creds = call.ice if call is not None else None
+        if session is None or call is None or creds is None or not (
+                message.candidates or allow_empty):
             return
         # Before our accept (candidates revealed early) we name the offered content.
         content = (session.local_contents or session.remote_contents)[0]
-        negotiation = self.dtls.get(message.sid)
+        negotiation = call.dtls
         transport = ice_udp.IceUdpTransport(
             creds[0], creds[1], tuple(candidate_from_bus(c) for c in message.candidates),
             negotiation.local() if negotiation else None)
@@ -278,7 +301,8 @@ class CallSessions:
         """Pin the peer's DTLS fingerprint from whatever stanza carries it (a
         transport-info may bring it before session-accept); a changed one ends the
         call with security-error. Returns False when the call was ended."""
-        negotiation = self.dtls.get(session.sid)
+        call = self.calls.get(session.sid)
+        negotiation = call.dtls if call is not None else None
         if negotiation is None:
             return True
         try:
@@ -293,14 +317,16 @@ class CallSessions:
     def transport_info(self, session: Session, contents: tuple[Content, ...]) -> None:
         if not self._learn(session, contents):
             return
-        known = self.remote_ice.get(session.sid)
+        call = self.calls.get(session.sid)
+        known = call.remote_ice if call is not None else None
         for content in contents:
             transport = content.transport
             if isinstance(transport, ice_udp.IceUdpTransport) and ice_udp.is_restart(
                     known, transport):
                 # RFC 8445 §9: the peer restarted ICE (or answers our restart).
                 assert transport.ufrag and transport.pwd
-                self.remote_ice[session.sid] = (transport.ufrag, transport.pwd)
+                if call is not None:
+                    call.remote_ice = (transport.ufrag, transport.pwd)
                 self.host.post(m.Process.MEDIA, m.RestartIce(
                     session.sid, transport.ufrag, transport.pwd,
                     tuple(candidate_to_bus(c) for c in transport.candidates)))
@@ -310,9 +336,10 @@ class CallSessions:
     def restarted(self, message: m.IceRestarted) -> None:
         """Our media worker began a new ICE generation: its credentials (and the
         candidates gathered so far) go to the peer in a transport-info."""
-        if message.sid not in self.ice:
+        call = self.calls.get(message.sid)
+        if call is None or call.ice is None:
             return
-        self.ice[message.sid] = (message.ufrag, message.pwd)
+        call.ice = (message.ufrag, message.pwd)
         self.send_candidates(m.LocalCandidates(message.sid, message.candidates),
                              allow_empty=True)
 
@@ -323,22 +350,20 @@ class CallSessions:
             for c in content.transport.candidates)
         # Trickled candidates add up: past the cap a peer only makes the media worker
         # send connectivity checks for it (an amplifier), so the rest are dropped.
-        room = MAX_REMOTE_CANDIDATES - self._remote_count.get(sid, 0)
+        call = self.calls.get(sid)
+        if call is None:
+            return
+        room = MAX_REMOTE_CANDIDATES - call.remote_count
         if len(candidates) > room:
             log.warning("session %s: peer sent over %d candidates, ignoring %d", sid,
                         MAX_REMOTE_CANDIDATES, len(candidates) - max(0, room))
             candidates = candidates[:max(0, room)]
         if candidates:
-            self._remote_count[sid] = self._remote_count.get(sid, 0) + len(candidates)
+            call.remote_count += len(candidates)
             self.host.post(m.Process.MEDIA, m.RemoteCandidates(sid, candidates))
 
     def ended(self, sid: str) -> None:
-        self._remote_count.pop(sid, None)
-        self._peer_state.pop(sid, None)
-        self.ice.pop(sid, None)
-        self.dtls.pop(sid, None)
-        self.remote_ice.pop(sid, None)
-        self._preparing.pop(sid, None)
+        self.calls.pop(sid, None)
 
     # --- XEP-0215 -----------------------------------------------------------------------
 

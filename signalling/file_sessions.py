@@ -9,7 +9,6 @@ needs to finish (the peer's hash, ours, the ``received`` confirmation).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import mimetypes
@@ -28,6 +27,7 @@ from bus.config import AgentConfig
 from control import protocol as cp
 from signalling.errors import CommandError
 from signalling.jingle import bytestream_negotiation as bn
+from signalling.jingle import file_completion as fc
 from signalling.jingle import file_transfer as ft
 from signalling.jingle import ibb, s5b
 from signalling.jingle import namespaces as ns
@@ -41,11 +41,6 @@ log = logging.getLogger(__name__)
 
 FILE_FEATURES = (ns.JINGLE, ns.FILE_TRANSFER)
 IBB_BLOCK_SIZE = 12288  # see bench.ibb: larger blocks stalled in Prosody here
-CHECKSUM_WAIT = 3.0  # seconds to wait for a checksum when the offer carried no hash
-# Seconds a sender waits, once every byte is out, for the receiver to end the session
-# (plus time to hash what it got at 50 MB/s). Dino 0.4 may give up on an in-band
-# stream yet acknowledge every block and never answer: the session must not hang.
-CONFIRM_WAIT = 30.0
 
 
 class Host(Protocol):
@@ -84,10 +79,13 @@ class FileState:
     ibb: ibb.IbbTransport | None = None  # set once in-band is the transport
     ibb_acks: dict[int, str] = field(default_factory=dict)  # receiver: seq -> IQ id to answer
     path: str | None = None
-    local_sha256: str | None = None
-    peer_hash: tuple[str, str] | None = None  # (XEP-0300 algo, hex) the peer announced
-    completed: bool = False
-    committing: bool = False
+    peer_hash: dataclasses.InitVar[fc.PeerHash | None] = None  # from the offer, if any
+    # XEP-0234 §7: checksum, received, verification and their waits
+    completion: fc.FileCompletion = field(init=False)
+
+    def __post_init__(self, peer_hash: fc.PeerHash | None) -> None:
+        self.completion = fc.FileCompletion(sending=self.sending, size=self.size,
+                                            peer_hash=peer_hash)
 
 
 def _candidates(hosts: tuple[str, ...], port: int, jid: str,
@@ -116,13 +114,13 @@ def _capped(transport: ibb.IbbTransport) -> ibb.IbbTransport:
     return ibb.IbbTransport(transport.sid, min(transport.block_size, IBB_BLOCK_SIZE))
 
 
-def _best_hash(info: ft.FileInfo) -> tuple[str, str] | None:
+def _best_hash(info: ft.FileInfo) -> fc.PeerHash | None:
     """The peer's hash to verify against: SHA-256 (computed while receiving) first,
     else another XEP-0300 algorithm we can compute."""
     for algo in ("sha-256", "sha3-256", "blake2b-256"):
         h = info.hash(algo)
         if h is not None:
-            return algo, h.value.hex()
+            return fc.PeerHash(algo, h.value.hex())
     return None
 
 
@@ -203,8 +201,10 @@ class FileSessions:
             if desc is None or desc.file.size is None:
                 self.host.end(session, Reason.FAILED_APPLICATION, "accept without a size")
                 return
-            state.size = desc.file.size
-            state.peer_hash = _best_hash(desc.file) or state.peer_hash
+            state.size = state.completion.size = desc.file.size
+            announced = _best_hash(desc.file)
+            if announced is not None:
+                self._finish(session, state, announced)
         elif desc is not None and desc.file.range is not None:
             state.offset = min(max(desc.file.range.offset, 0), state.size)
         in_band = next((c.transport for c in contents
@@ -324,6 +324,7 @@ class FileSessions:
             self.host.end(session, Reason.CANCEL, "no such shared file")
             raise CommandError(cp.NOT_FOUND, f"{state.name!r} is not in transfer.shared_dir")
         state.size, state.path = answer.size, answer.path
+        state.completion.size = answer.size
         name = os.path.basename(answer.path)
         info = ft.FileInfo(name=name, size=state.size,
                            media_type=mimetypes.guess_type(name)[0] or
@@ -586,81 +587,67 @@ class FileSessions:
     # --- the end (XEP-0234 §7) --------------------------------------------------------
 
     def transfer_done(self, session: Session, done: m.TransferDone) -> None:
-        sha256 = done.sha256
+        """The worker moved every byte (either way)."""
         state = self.files.get(session.sid)
         if state is None:
             return
-        state.local_sha256 = sha256
-        if state.sending:
-            if state.ibb is not None:
-                self.host.send_request(session.peer, ibb.build(ibb.IbbClose(state.ibb.sid)),
-                                       lambda _error: None)
-            announced = (done.algo, done.digest) if done.digest else ("sha-256", sha256)
-            checksum = ft.Checksum(state.content.creator.value, state.content.name,
-                                   ft.FileInfo(hashes=(ft.Hash(announced[0],
-                                                               bytes.fromhex(announced[1])),)))
-            try:
-                session.send_info(checksum, time.monotonic())
-            except UsageError:
-                return
-            self.host.flush()
-            self.host.call_later(CONFIRM_WAIT + state.size / 50e6,
-                                 lambda: self._unconfirmed(session, state))
-        elif state.peer_hash is not None:
-            self._commit(session, state)
-        else:
-            # No hash in the offer: give the sender's checksum (§7.1) a moment to come.
-            self.host.call_later(CHECKSUM_WAIT, lambda: self._commit(session, state))
-
-    def _unconfirmed(self, session: Session, state: FileState) -> None:
-        """Every byte went out long ago and the receiver said nothing: end it, saying so
-        (no ``transfer.complete``: the peer may not have the file)."""
-        if self.files.get(session.sid) is state and not state.completed:
-            self.host.end(session, Reason.TIMEOUT, "the receiver never confirmed the file")
+        if state.sending and state.ibb is not None:
+            self.host.send_request(session.peer, ibb.build(ibb.IbbClose(state.ibb.sid)),
+                                   lambda _error: None)
+        self._finish(session, state, fc.BytesDone(done.sha256, done.algo, done.digest))
 
     def info(self, session: Session, payload: object) -> None:
         state = self.files.get(session.sid)
         if state is None:
             return
-        if isinstance(payload, ft.Checksum) and not state.sending:
-            state.peer_hash = _best_hash(payload.file) or state.peer_hash
-            if state.local_sha256 is not None:
-                self._commit(session, state)
-        elif isinstance(payload, ft.Received) and state.sending and not state.completed:
-            state.completed = True
-            self.host.post(m.Process.SUPERVISOR, m.TransferCompleteEvent(
-                time.time(), session.sid, state.size, state.local_sha256 or "", True,
-                name=state.name))
-
-    def _commit(self, session: Session, state: FileState) -> None:
-        if state.committing or state.completed:
-            return
-        state.committing = True
-        algo, expected = state.peer_hash or (None, None)
-        self.host.post(m.Process.TRANSFER, m.CommitFile(session.sid, algo, expected))
+        if isinstance(payload, ft.Checksum):
+            announced = _best_hash(payload.file)
+            if announced is not None:
+                self._finish(session, state, announced)
+        elif isinstance(payload, ft.Received):
+            self._finish(session, state, fc.PeerReceived())
 
     def committed(self, session: Session, path: str | None, verified: bool) -> None:
         state = self.files.get(session.sid)
-        if state is None or state.completed:
-            return
-        state.completed = True
-        self.host.post(m.Process.SUPERVISOR, m.TransferCompleteEvent(
-            time.time(), session.sid, state.size, state.local_sha256 or "", verified,
-            path=path))
-        if path is not None:
-            with contextlib.suppress(UsageError):
-                session.send_info(ft.Received(state.content.creator.value, state.content.name),
-                                  time.monotonic())
-        self.host.end(session, Reason.SUCCESS if path is not None else Reason.MEDIA_ERROR,
-                      "received" if verified else "unverified" if path else "hash mismatch")
+        if state is not None:
+            self._finish(session, state, fc.Committed(path, verified))
 
     def ended(self, sid: str, reason: str | None = None) -> None:
-        """The session is over. A sender whose bytes all went through and whose peer
-        ended with ``success`` but never sent the optional <received/> (XEP-0234 §7.2;
-        Dino does not) completes too, unconfirmed (``verified`` false)."""
+        """The session is over (a sender whose peer ended with ``success`` without
+        the optional <received/> completes, unconfirmed: see file_completion)."""
         state = self.files.pop(sid, None)
-        if (state is not None and state.sending and not state.completed
-                and reason == Reason.SUCCESS and state.local_sha256 is not None):
-            state.completed = True
-            self.host.post(m.Process.SUPERVISOR, m.TransferCompleteEvent(
-                time.time(), sid, state.size, state.local_sha256, False, name=state.name))
+        session = self.host.session(sid)
+        if state is not None:
+            self._finish(session, state, fc.SessionEnded(reason), sid=sid)
+
+    def _finish(self, session: Session | None, state: FileState, event: fc.Input,
+                sid: str | None = None) -> None:
+        """Feed the XEP-0234 §7 rules and execute what they say."""
+        sid = sid or (session.sid if session is not None else "")
+        completion = state.completion
+        for out in completion.handle(event, time.monotonic()):
+            if isinstance(out, fc.Complete):
+                self.host.post(m.Process.SUPERVISOR, m.TransferCompleteEvent(
+                    time.time(), sid, state.size, out.sha256, out.verified, path=out.path,
+                    name=state.name if state.sending else None))
+            elif session is None:
+                continue
+            elif isinstance(out, fc.SendChecksum | fc.SendReceived):
+                creator, name = state.content.creator.value, state.content.name
+                payload: ft.Received | ft.Checksum = (
+                    ft.Received(creator, name) if isinstance(out, fc.SendReceived)
+                    else ft.Checksum(creator, name, ft.FileInfo(
+                        hashes=(ft.Hash(out.algo, bytes.fromhex(out.hex)),))))
+                try:
+                    session.send_info(payload, time.monotonic())
+                except UsageError:
+                    continue
+                self.host.flush()
+            elif isinstance(out, fc.Commit):
+                self.host.post(m.Process.TRANSFER, m.CommitFile(sid, out.algo, out.hex))
+            elif isinstance(out, fc.End):
+                self.host.end(session, out.reason, out.text)
+        due = completion.get_timer()
+        if due is not None and session is not None:
+            self.host.call_later(max(0.0, due - time.monotonic()) + 0.01, lambda: self._finish(
+                session, state, fc.Tick(time.monotonic())))

@@ -80,9 +80,6 @@ def features(config: AgentConfig) -> tuple[str, ...]:
 WORKER_TIMEOUT = 3.0
 RESUME_GRACE = 60.0  # seconds sessions outlive a broken stream that may be resumed
 KIND_WORKER = {m.SessionKind.CALL: m.Process.MEDIA, m.SessionKind.FILE: m.Process.TRANSFER}
-# Worker messages about one session, handled only while the session lives.
-WORKER_REPORTS = (m.WorkerFailed, m.MediaFlowing, m.IbbChunk, m.IbbAck, m.CandidateResult,
-                  m.TransferDone, m.FileCommitted)
 
 
 @dataclass
@@ -140,51 +137,58 @@ class Signalling:
         await self.xmpp.stop()
 
     async def handle(self, source: m.Process, message: m.Message) -> None:
-        if isinstance(message, m.Command):
-            self._bg.spawn(self._run_command(message))
-        elif isinstance(message, m.WorkerStateChanged):
-            self._worker_changed(message)
-        elif isinstance(message, m.MediaPrepared | m.TransferPrepared):
-            future = self._waiting.pop((type(message), message.sid), None)
-            if future is not None and not future.done():
-                future.set_result(message)
-        elif isinstance(message, m.LocalCandidates):
-            self.calls.send_candidates(message)
-        elif isinstance(message, m.IceRestarted):
-            self.calls.restarted(message)
-        elif isinstance(message, WORKER_REPORTS):
-            if isinstance(message, m.WorkerFailed):
-                # A command waiting on this session's worker (accept) gets the reason
-                # now, not "unavailable" when its wait runs out.
-                self._fail_waiting(message.sid, CommandError(
-                    cp.FAILED, message.detail or f"{source} worker: {message.reason}"))
-            session = self.manager.get(message.sid)
-            if session is not None:
-                self._worker_report(source, session, message)
+        """One bus message: dispatched by its type (:data:`BUS_HANDLERS`, then the
+        per-session reports of :data:`SESSION_REPORTS`); what it produced is sent."""
+        for kind in type(message).__mro__:
+            handler = BUS_HANDLERS.get(kind)
+            if handler is not None:
+                handler(self, source, message)
+                break
         else:
             log.debug("signalling ignores %s from %s", type(message).__name__, source)
+        self.flush()
 
-    def _worker_report(self, source: m.Process, session: Session, message: m.Message) -> None:
+    def _on_command(self, _source: m.Process, message: m.Command) -> None:
+        self._bg.spawn(self._run_command(message))
+
+    def _on_worker_state(self, _source: m.Process, message: m.WorkerStateChanged) -> None:
+        self._worker_changed(message)
+
+    def _on_prepared(self, _source: m.Process,
+                     message: m.MediaPrepared | m.TransferPrepared) -> None:
+        future = self._waiting.pop((type(message), message.sid), None)
+        if future is not None and not future.done():
+            future.set_result(message)
+
+    def _on_local_candidates(self, _source: m.Process, message: m.LocalCandidates) -> None:
+        self.calls.send_candidates(message)
+
+    def _on_ice_restarted(self, _source: m.Process, message: m.IceRestarted) -> None:
+        self.calls.restarted(message)
+
+    def _on_session_report(self, source: m.Process, message: m.Message) -> None:
         """What a worker says about one live session."""
+        sid = getattr(message, "sid", "")
         if isinstance(message, m.WorkerFailed):
-            try:
-                reason = Reason(message.reason)
-            except ValueError:
-                reason = Reason.FAILED_APPLICATION
-            self.end(session, reason, message.detail or f"{source} worker: {message.reason}")
-        elif isinstance(message, m.MediaFlowing):
-            session.media_flowing(time.monotonic())
-            self.flush()
-        elif isinstance(message, m.IbbChunk):
-            self.files.ibb_chunk(session, message)
-        elif isinstance(message, m.IbbAck):
-            self.files.ibb_written(session, message.seq)
-        elif isinstance(message, m.CandidateResult):
-            self.files.candidate_result(session, message.cid, message.own_proxy)
-        elif isinstance(message, m.TransferDone):
-            self.files.transfer_done(session, message)
-        elif isinstance(message, m.FileCommitted):
-            self.files.committed(session, message.path, message.verified)
+            # A command waiting on this session's worker (accept) gets the reason
+            # now, not "unavailable" when its wait runs out.
+            self._fail_waiting(sid, CommandError(
+                cp.FAILED, message.detail or f"{source} worker: {message.reason}"))
+        session = self.manager.get(sid)
+        if session is not None:
+            SESSION_REPORTS[type(message)](self, source, session, message)
+
+    def _worker_failed(self, source: m.Process, session: Session,
+                       message: m.WorkerFailed) -> None:
+        try:
+            reason = Reason(message.reason)
+        except ValueError:
+            reason = Reason.FAILED_APPLICATION
+        self.end(session, reason, message.detail or f"{source} worker: {message.reason}")
+
+    def _media_flowing(self, _source: m.Process, session: Session,
+                       _message: m.MediaFlowing) -> None:
+        session.media_flowing(time.monotonic())
 
     # --- stream listener (signalling.xmpp.client.StreamListener) ------------------------
 
@@ -826,3 +830,27 @@ def _hangup_reason(command: m.Hangup) -> Reason:
         return Reason(command.reason)
     except ValueError:
         raise CommandError(cp.BAD_REQUEST, f"unknown reason {command.reason!r}") from None
+
+
+# Bus messages by type (the first class in a message's MRO found here handles it).
+BUS_HANDLERS: dict[type, Callable[[Signalling, m.Process, Any], None]] = {
+    m.Command: Signalling._on_command,
+    m.WorkerStateChanged: Signalling._on_worker_state,
+    m.MediaPrepared: Signalling._on_prepared,
+    m.TransferPrepared: Signalling._on_prepared,
+    m.LocalCandidates: Signalling._on_local_candidates,
+    m.IceRestarted: Signalling._on_ice_restarted,
+}
+# Workers' reports about one session, handled only while the session lives.
+SESSION_REPORTS: dict[type, Callable[[Signalling, m.Process, Session, Any], None]] = {
+    m.WorkerFailed: Signalling._worker_failed,
+    m.MediaFlowing: Signalling._media_flowing,
+    m.IbbChunk: lambda s, _src, session, msg: s.files.ibb_chunk(session, msg),
+    m.IbbAck: lambda s, _src, session, msg: s.files.ibb_written(session, msg.seq),
+    m.CandidateResult: lambda s, _src, session, msg: s.files.candidate_result(
+        session, msg.cid, msg.own_proxy),
+    m.TransferDone: lambda s, _src, session, msg: s.files.transfer_done(session, msg),
+    m.FileCommitted: lambda s, _src, session, msg: s.files.committed(
+        session, msg.path, msg.verified),
+}
+BUS_HANDLERS.update({kind: Signalling._on_session_report for kind in SESSION_REPORTS})
