@@ -30,6 +30,7 @@ from signalling.jingle.manager import bare
 from signalling.jingle.session import Session
 from signalling.jingle.stanzas import Content
 from signalling.jingle.states import Reason, Role, SessionState
+from signalling.records import SessionRecord, Slot
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Host(Protocol):
     """What the signalling service offers this helper."""
 
     config: AgentConfig
+    records: dict[str, SessionRecord]  # one per session (signalling/records.py)
 
     def post(self, process: m.Process, message: m.Message) -> None: ...
     def flush(self) -> None: ...
@@ -80,7 +82,7 @@ class CallState:
 class CallSessions:
     def __init__(self, host: Host) -> None:
         self.host = host
-        self.calls: dict[str, CallState] = {}
+        self.calls: Slot[CallState] = Slot(host.records, "call")
         self.servers: extdisco.IceServers | None = None
         self._refresh: asyncio.TimerHandle | None = None
 
@@ -361,9 +363,6 @@ class CallSessions:
         if candidates:
             call.remote_count += len(candidates)
             self.host.post(m.Process.MEDIA, m.RemoteCandidates(sid, candidates))
-
-    def ended(self, sid: str) -> None:
-        self.calls.pop(sid, None)
 
     # --- XEP-0215 -----------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from signalling.jingle.manager import bare
 from signalling.jingle.session import Session
 from signalling.jingle.stanzas import Content
 from signalling.jingle.states import Action, Reason, Role, Senders
+from signalling.records import SessionRecord, Slot
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Host(Protocol):
 
     config: AgentConfig
     local_jid: str
+    records: dict[str, SessionRecord]  # one per session (signalling/records.py)
 
     def post(self, process: m.Process, message: m.Message) -> None: ...
     def session(self, sid: str) -> Session | None: ...
@@ -127,7 +129,7 @@ def _best_hash(info: ft.FileInfo) -> fc.PeerHash | None:
 class FileSessions:
     def __init__(self, host: Host) -> None:
         self.host = host
-        self.files: dict[str, FileState] = {}
+        self.files: Slot[FileState] = Slot(host.records, "file")
 
     # --- sender -------------------------------------------------------------------
 

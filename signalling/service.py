@@ -16,7 +16,6 @@ import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 import slixmpp
@@ -53,6 +52,7 @@ from signalling.jingle.session import (
 from signalling.jingle.stanzas import Formats
 from signalling.jingle.states import Reason, Role, SessionState
 from signalling.proposals import Proposals
+from signalling.records import SessionRecord
 from signalling.xmpp.client import XmppClient
 
 log = logging.getLogger(__name__)
@@ -82,18 +82,6 @@ RESUME_GRACE = 60.0  # seconds sessions outlive a broken stream that may be resu
 KIND_WORKER = {m.SessionKind.CALL: m.Process.MEDIA, m.SessionKind.FILE: m.Process.TRANSFER}
 
 
-@dataclass
-class SessionInfo:
-    """What the control surface says about a session besides its Jingle state."""
-
-    sid: str
-    peer: str
-    kind: m.SessionKind
-    direction: m.Direction
-    closed: bool = False  # the worker was told to close this session
-    state: str = ""  # the last state reported (a proposal's, then its session's)
-
-
 class Signalling:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
@@ -103,7 +91,8 @@ class Signalling:
             timeouts=Timeouts(ring=config.jingle.ring_timeout, iq=config.jingle.iq_timeout),
             new_sid=lambda: secrets.token_hex(8),
         )
-        self.info: dict[str, SessionInfo] = {}
+        self.info: dict[str, SessionRecord] = {}  # one record per session (records.py)
+        self.records = self.info
         self.link: ProcessLink | None = None
         self.xmpp = XmppClient(config.account, features(config), self,
                                approve_all=config.contacts.approve == "all")
@@ -455,7 +444,7 @@ class Signalling:
         if info is None:
             if state == SessionState.DEINIT:
                 return  # already reported over (a proposal retracted before its session)
-            info = self.info[sid] = SessionInfo(sid, peer, kind, direction)
+            info = self.info[sid] = SessionRecord(sid, peer, kind, direction)
         info.peer = peer
         if info.state == state:
             return
@@ -468,12 +457,15 @@ class Signalling:
             info.closed = True
             self.post(KIND_WORKER[info.kind], m.CloseSession(sid, reason or "ended"))
         if state == SessionState.DEINIT:
-            self.info.pop(sid, None)
-            self.calls.ended(sid)
             self.files.ended(sid, reason)
             self.proposals.session_ended(sid, reason)
+            self.info.pop(sid, None)  # the record, and the call's or file's state with it
 
     def _incoming(self, created: SessionCreated) -> None:
+        kind = (m.SessionKind.FILE if created.application == ns.FILE_TRANSFER
+                else m.SessionKind.CALL)
+        self.info.setdefault(created.sid, SessionRecord(created.sid, created.peer, kind,
+                                                        m.Direction.INCOMING))
         if created.application == ns.FILE_TRANSFER:
             session = self.manager.get(created.sid)
             if session is not None:
@@ -693,7 +685,7 @@ class Signalling:
             peer = await self._resolve(to, FILE_FEATURES, "file transfer")
         application = ns.RTP if kind is m.SessionKind.CALL else ns.FILE_TRANSFER
         session = self.manager.create_outgoing(peer, application)
-        self.info[session.sid] = SessionInfo(session.sid, peer, kind, m.Direction.OUTGOING)
+        self.info[session.sid] = SessionRecord(session.sid, peer, kind, m.Direction.OUTGOING)
         try:
             await begin(session)
         except CommandError as exc:
