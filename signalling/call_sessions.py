@@ -46,7 +46,6 @@ class Host(Protocol):
     records: dict[str, SessionRecord]  # one per session (signalling/records.py)
 
     def post(self, process: m.Process, message: m.Message) -> None: ...
-    def flush(self) -> None: ...
     def session(self, sid: str) -> Session | None: ...
     def end(self, session: Session, reason: Reason, text: str) -> None: ...
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
@@ -95,7 +94,6 @@ class CallSessions:
                           ice_udp.IceUdpTransport(ufrag, pwd,
                                                   fingerprint=self._dtls(session.sid).offer()))
         session.initiate((content,), time.monotonic())
-        self.host.flush()
 
     # --- callee -------------------------------------------------------------------
 
@@ -128,7 +126,6 @@ class CallSessions:
         if session is not None and session.state is SessionState.RECEIVEDINITIATE:
             # XEP-0167 §5: tell the caller the call is being presented to the user.
             session.send_info(rtp.RtpInfo(rtp.RtpInfoKind.RINGING), time.monotonic())
-            self.host.flush()
             self._reveal_early(session)
         policy = self.host.config.policy
         if policy.auto_accepts(policy.auto_accept_calls, self.host.in_roster(bare(peer))):
@@ -167,7 +164,6 @@ class CallSessions:
             session.accept((decided.content,), time.monotonic())
         except UsageError as exc:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
-        self.host.flush()
         offer = decided.offered
         self.start_media(session, (Content(offer.creator, offer.name,
                                            decided.content.description, offer.transport),))
@@ -180,7 +176,6 @@ class CallSessions:
             session.send_info(rtp.RtpInfo(kind, creator, "voice"), time.monotonic())
         except UsageError as exc:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
-        self.host.flush()
         self.host.post(m.Process.MEDIA, m.SetMute(session.sid, muted))
 
     def hold(self, session: Session, held: bool) -> None:
@@ -190,7 +185,6 @@ class CallSessions:
             session.send_info(rtp.RtpInfo(kind), time.monotonic())
         except UsageError as exc:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
-        self.host.flush()
         self.host.post(m.Process.MEDIA, m.SetHold(session.sid, held))
 
     def peer_info(self, sid: str, info: rtp.RtpInfo) -> None:
@@ -297,7 +291,6 @@ class CallSessions:
                 (Content(content.creator, content.name, None, transport),), time.monotonic())
         except UsageError:
             return
-        self.host.flush()
 
     def _learn(self, session: Session, contents: tuple[Content, ...]) -> bool:
         """Pin the peer's DTLS fingerprint from whatever stanza carries it (a

@@ -53,7 +53,6 @@ class Host(Protocol):
 
     def post(self, process: m.Process, message: m.Message) -> None: ...
     def session(self, sid: str) -> Session | None: ...
-    def flush(self) -> None: ...
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
     def call_later(self, delay: float, callback: Callable[[], None]) -> None: ...
     async def find_proxy(self) -> tuple[str, str, int] | None: ...
@@ -158,7 +157,6 @@ class FileSessions:
         self.files[session.sid] = FileState(True, s5b_sid, content, size, shown, ours,
                                             path=path, ibb=in_band)
         session.initiate((content,), time.monotonic())
-        self.host.flush()
 
     async def request(self, session: Session, name: str) -> None:
         """XEP-0234 §5: ask the peer to send us ``name`` (senders='responder')."""
@@ -177,7 +175,6 @@ class FileSessions:
         self.files[session.sid] = FileState(False, s5b_sid, content, 0, name, ours,
                                             path=answer.path, ibb=in_band)
         session.initiate((content,), time.monotonic())
-        self.host.flush()
 
     async def _our_transport(
         self, session: Session, s5b_sid: str, expected: str, answer: m.TransferPrepared
@@ -361,7 +358,6 @@ class FileSessions:
             session.accept((content,), time.monotonic())
         except UsageError as exc:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
-        self.host.flush()
 
     # --- XEP-0260/0261 negotiation: signalling/jingle/bytestream_negotiation.py ------
 
@@ -476,7 +472,6 @@ class FileSessions:
             log.warning("transfer %s: %s", session.sid, exc)
             self.host.end(session, Reason.FAILED_TRANSPORT, "cannot replace the transport")
             return False
-        self.host.flush()
         return True
 
     def _tell(self, session: Session, state: FileState, info: s5b.S5bInfo,
@@ -490,7 +485,6 @@ class FileSessions:
                 time.monotonic())
         except UsageError:
             return False
-        self.host.flush()
         return True
 
     def _use(self, session: Session, ours: bool, via_own_proxy: bool, remote: str) -> None:
@@ -644,7 +638,6 @@ class FileSessions:
                     session.send_info(payload, time.monotonic())
                 except UsageError:
                     continue
-                self.host.flush()
             elif isinstance(out, fc.Commit):
                 self.host.post(m.Process.TRANSFER, m.CommitFile(sid, out.algo, out.hex))
             elif isinstance(out, fc.End):

@@ -1,9 +1,12 @@
 """The signalling process: the Jingle core driven by XMPP, control commands and workers.
 
-Each input is fed to the pure :class:`SessionManager`, then :meth:`_flush`
+Each input is fed to the pure :class:`SessionManager`, then :meth:`flush`
 drains what it wants sent (stanzas, via the slixmpp adapter), what happened
 (events, published on the bus and turned into worker commands), and re-arms
-the one timer — aioquic's adapter loop.
+the one timer — aioquic's adapter loop. ``flush`` runs where an input ends,
+and only there: a bus message, an XMPP stanza or response, a timer, a control
+command, a helper's background task (``spawn``); the session helpers
+(call_sessions, file_sessions) never flush themselves.
 """
 
 from __future__ import annotations
@@ -122,6 +125,7 @@ class Signalling:
         self.proposals.close_all(Reason.GONE)
         for session in self.manager.live():
             self.end(session, Reason.GONE, "agent shutting down")
+        self.flush()
         await asyncio.sleep(0.2)  # let the terminates reach the stream
         await self.xmpp.stop()
 
@@ -183,7 +187,7 @@ class Signalling:
 
     def on_connected(self, jid: str, encrypted: bool) -> None:
         self._proxy_known = False  # another server, perhaps another proxy
-        self._bg.spawn(self.calls.refresh_servers())
+        self.spawn(self.calls.refresh_servers())
         self.local_jid = jid
         self.manager.local = jid
         self._last_failure = None
@@ -473,7 +477,7 @@ class Signalling:
                 policy = self.config.policy
                 if policy.auto_accepts(policy.auto_accept_files,
                                        self.xmpp.in_roster(bare(created.peer))):
-                    self._bg.spawn(self._auto_accept_file(session))
+                    self.spawn(self._auto_accept_file(session))
             return
         if created.application != ns.RTP:
             return
@@ -482,7 +486,7 @@ class Signalling:
                     and proposal.device == created.peer)
         if accepted:
             self.proposals.session_started(created.sid)  # the user said yes already
-        self._bg.spawn(self.calls.incoming(created.sid, created.peer, accepted=accepted))
+        self.spawn(self.calls.incoming(created.sid, created.peer, accepted=accepted))
 
     async def _auto_accept_file(self, session: Session) -> None:
         try:
@@ -503,6 +507,7 @@ class Signalling:
         except Exception as exc:
             log.exception("command %s failed", type(command).__name__)
             reply = m.CommandFailed(command.request_id, cp.INTERNAL_ERROR, str(exc))
+        self.flush()  # what the command produced goes out before its answer
         self.post(m.Process.SUPERVISOR, reply)
 
     async def _run_contacts(self, command: m.ListContacts | m.ChangeContact) -> m.Message:
@@ -557,7 +562,6 @@ class Signalling:
                 # Proceeded, session-initiate not out yet: retract (XEP-0353), drop it.
                 self.proposals.hangup(proposal, reason)
                 session.lost(Reason.CANCEL)
-                self.flush()
                 return None
             self._terminate(session, reason)
         elif isinstance(command, m.Mute | m.Hold):
@@ -647,11 +651,10 @@ class Signalling:
                 await self.calls.call(session)
             except CommandError as exc:
                 session.lost(Reason.FAILED_APPLICATION, str(exc))
-                self.flush()
             except UsageError:
                 pass  # hung up while the media was being prepared
 
-        self._bg.spawn(initiate())
+        self.spawn(initiate())
 
     def prepare_answer(self, sid: str) -> None:
         """Accepted in a proposal: ready the media worker before the initiate arrives."""
@@ -661,7 +664,7 @@ class Signalling:
             except CommandError as exc:
                 log.warning("media for proposed call %s not prepared: %s", sid, exc)
 
-        self._bg.spawn(prepare())
+        self.spawn(prepare())
 
     async def _send_file(self, command: m.SendFile) -> str:
         path = os.path.expanduser(command.path)
@@ -690,7 +693,6 @@ class Signalling:
             await begin(session)
         except CommandError as exc:
             session.lost(Reason.FAILED_APPLICATION, str(exc))
-            self.flush()
             raise
         return session.sid
 
@@ -699,7 +701,6 @@ class Signalling:
             session.terminate(reason, time.monotonic(), text)
         except UsageError as exc:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
-        self.flush()
 
     def end(self, session: Session, reason: Reason, text: str) -> None:
         """End a session whatever its state: terminate if we still may, else drop it."""
@@ -707,7 +708,6 @@ class Signalling:
             session.terminate(reason, time.monotonic(), text)
         except UsageError:
             session.lost(reason, text)
-        self.flush()
 
     # --- workers --------------------------------------------------------------------
 
@@ -752,7 +752,15 @@ class Signalling:
             self._asked.pop((answer, sid), None)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        return self._bg.spawn(coro)
+        """A background task of the session helpers; what it produced is sent when
+        it ends (each input's outputs are drained where the input ends)."""
+        async def run() -> Any:
+            try:
+                return await coro
+            finally:
+                self.flush()
+
+        return self._bg.spawn(run())
 
     def in_roster(self, bare_jid: str) -> bool:
         return self.xmpp.in_roster(bare_jid)
