@@ -161,6 +161,7 @@ class MediaConfig:
     ``optional`` (plain RTP with a peer that offers no fingerprint) or ``off``."""
 
     encryption: str = "required"
+    workers: int = 1  # media worker processes (a pool: calls are placed on the least busy)
 
 
 @dataclass(frozen=True)
@@ -475,10 +476,9 @@ def _build(table: Mapping[str, Any], env: Mapping[str, str], source: str) -> Age
         iq_timeout=r.number("jingle", "iq_timeout", 30.0, 1.0, 600.0),
         message_initiation=r.flag("jingle", "message_initiation", True),
     )
-    if r.integer("media", "workers", 1, 1, 1024) != 1:
-        # docs/control.md: several media workers are the contract's; this release
-        # runs one (pools are future work), and says so rather than ignoring it.
-        raise ConfigError("media.workers: this release runs one media worker; set 1")
+    raw_workers, _ = r.raw("media", "workers")
+    media_workers = (max(1, os.cpu_count() or 1) if raw_workers == "auto"
+                     else r.integer("media", "workers", 1, 1, 64))
     turn_server = _host_port("ice.turn_server", r.opt_text("ice", "turn_server"))
     ice = IceConfig(
         connect_timeout=r.number("ice", "connect_timeout", 20.0, 1.0, 300.0),
@@ -498,7 +498,8 @@ def _build(table: Mapping[str, Any], env: Mapping[str, str], source: str) -> Age
                        transfer=transfer, policy=policy, jingle=jingle, ice=ice,
                        log_level=log_level, source=source,
                        media=MediaConfig(encryption=r.text("media", "encryption", "required",
-                                                           choices=ENCRYPTION_MODES)),
+                                                           choices=ENCRYPTION_MODES),
+                                         workers=media_workers),
                        contacts=ContactsConfig(approve=r.text("contacts", "approve", "none",
                                                               choices=APPROVE_POLICIES)),
                        log_timestamps=log_timestamps)

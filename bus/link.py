@@ -33,11 +33,12 @@ from bus.messages import (
     Shutdown,
     decode,
     encode,
+    role_of,
 )
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Process, Message], Awaitable[None]]
+Handler = Callable[[str, Message], Awaitable[None]]  # (source's bus identity, message)
 
 
 class ProcessLink:
@@ -51,12 +52,15 @@ class ProcessLink:
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, process: Process, *,
                  heartbeat_interval: float, heartbeat_timeout: float,
-                 exit_when_orphaned: bool, curve_keys: str | None = None) -> None:
+                 exit_when_orphaned: bool, curve_keys: str | None = None,
+                 name: str | None = None) -> None:
+        """``name``: this process's bus identity when it is one of a pool ("media-2")."""
         self.process = process
+        self.name = name or process.value
         self._sock = ctx.socket(zmq.DEALER)
         if curve_keys is not None:
             secure_client(self._sock, load_keys(curve_keys))
-        self._sock.setsockopt(zmq.IDENTITY, process.value.encode())
+        self._sock.setsockopt(zmq.IDENTITY, self.name.encode())
         self._sock.setsockopt(zmq.LINGER, 200)
         self._sock.setsockopt(zmq.SNDHWM, 100_000)
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
@@ -65,13 +69,14 @@ class ProcessLink:
         self._timeout = heartbeat_timeout
         self._exit_when_orphaned = exit_when_orphaned
         self._last_heard = time.monotonic()
-        self._outbox: asyncio.Queue[tuple[Process, Message]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[tuple[str, Message]] = asyncio.Queue()
         self.stop_reason: str | None = None
 
-    async def send(self, destination: Process, message: Message) -> None:
-        await self._sock.send_multipart([destination.value.encode(), encode(message)])
+    async def send(self, destination: str, message: Message) -> None:
+        """``destination``: a bus identity (a :class:`Process`, or a pool member's name)."""
+        await self._sock.send_multipart([str(destination).encode(), encode(message)])
 
-    def post(self, destination: Process, message: Message) -> None:
+    def post(self, destination: str, message: Message) -> None:
         """Queue a message; posted messages leave in order, whoever posts them."""
         self._outbox.put_nowait((destination, message))
 
@@ -97,7 +102,8 @@ class ProcessLink:
                     log.warning("bus: dropped a frame set of %d parts", len(frames))
                     continue
                 try:
-                    source = Process(frames[0].decode())
+                    source = frames[0].decode()
+                    role_of(source)  # a known role, or the frame is dropped
                     message = decode(frames[1])
                 except (ValueError, MessageError) as exc:
                     log.warning("bus: dropped an undecodable message: %s", exc)

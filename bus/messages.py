@@ -54,6 +54,17 @@ class Process(enum.StrEnum):
     TRANSFER = "transfer"
 
 
+def worker_names(role: Process, count: int) -> tuple[str, ...]:
+    """The bus identities of a pool of ``count`` workers of ``role``: the first is the
+    role's own name ("media"), the others "media-2", "media-3", ..."""
+    return tuple(role.value if i == 0 else f"{role.value}-{i + 1}" for i in range(count))
+
+
+def role_of(name: str) -> Process:
+    """The role of a bus identity ("media-2" -> MEDIA); ValueError if none."""
+    return Process(name.split("-", 1)[0])
+
+
 class WorkerState(enum.StrEnum):
     """Values of the ``worker.state`` control event (docs/control.md)."""
 
@@ -145,6 +156,7 @@ class WorkerStateChanged(Message):
     pid: int
     restarts: int
     exit_code: int | None = None
+    name: str = ""  # its bus identity when one of a pool ("media-2"); "" = the role's
 
 
 # --- control commands forwarded by the supervisor to signalling --------------

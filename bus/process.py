@@ -26,11 +26,18 @@ _PR_SET_PDEATHSIG = 1
 
 def parse_config(prog: str, argv: list[str] | None = None) -> AgentConfig:
     """Parse ``--config FILE``; on a bad config print one line and exit 2."""
+    return parse_args(prog, argv)[0]
+
+
+def parse_args(prog: str, argv: list[str] | None = None) -> tuple[AgentConfig, str | None]:
+    """``--config FILE`` and ``--name NAME`` (a pool member's bus identity, given by the
+    supervisor: "media-2"); on a bad config print one line and exit 2."""
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--config", help="agent TOML file (keys may come from PYJINGLE_* too)")
+    parser.add_argument("--name", help="bus identity when one of a pool of workers")
     args = parser.parse_args(argv)
     try:
-        return load_config(args.config)
+        return load_config(args.config), args.name
     except ConfigError as exc:
         print(f"{prog}: config error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

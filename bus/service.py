@@ -12,7 +12,7 @@ import zmq.asyncio
 from bus.config import AgentConfig
 from bus.link import ProcessLink
 from bus.messages import Message, Process
-from bus.process import is_supervised, parse_config, run_main, setup_logging
+from bus.process import is_supervised, parse_args, run_main, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -22,20 +22,20 @@ class Service(Protocol):
 
     async def start(self, link: ProcessLink) -> None: ...
 
-    async def handle(self, source: Process, message: Message) -> None: ...
+    async def handle(self, source: str, message: Message) -> None: ...
 
     async def stop(self) -> None: ...
 
 
 async def serve(config: AgentConfig, process: Process, service: Service,
-                stop: asyncio.Event) -> None:
+                stop: asyncio.Event, name: str | None = None) -> None:
     """Run ``service`` until SIGTERM, a Shutdown from the supervisor, or orphaning."""
     ctx = zmq.asyncio.Context()
     link = ProcessLink(ctx, config.bus.endpoint, process,
                        heartbeat_interval=config.bus.heartbeat_interval,
                        heartbeat_timeout=config.bus.heartbeat_timeout,
                        exit_when_orphaned=is_supervised(),
-                       curve_keys=config.bus.curve_keys)
+                       curve_keys=config.bus.curve_keys, name=name)
     await service.start(link)
     runner = asyncio.create_task(link.run(service.handle))
     stopper = asyncio.create_task(stop.wait())
@@ -55,10 +55,10 @@ async def serve(config: AgentConfig, process: Process, service: Service,
 
 def main(process: Process, factory: Callable[[AgentConfig], Service]) -> None:
     """The whole ``__main__`` of a process: config, logging, signals, serve."""
-    config = parse_config(f"python -m {process.value}")
-    setup_logging(config, process.value)
+    config, name = parse_args(f"python -m {process.value}")
+    setup_logging(config, name or process.value)
 
     async def run(stop: asyncio.Event) -> None:
-        await serve(config, process, factory(config), stop)
+        await serve(config, process, factory(config), stop, name)
 
     run_main(run)

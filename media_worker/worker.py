@@ -80,11 +80,11 @@ class MediaWorker:
         self.link = link
         raise_priority(os.environ.get("PYJINGLE_MEDIA_PRIORITY", "realtime"))
 
-    async def _send(self, process: m.Process, message: m.Message) -> None:
+    async def _send(self, process: str, message: m.Message) -> None:
         if self.link is not None:
             await self.link.send(process, message)
 
-    async def handle(self, source: m.Process, message: m.Message) -> None:
+    async def handle(self, source: str, message: m.Message) -> None:
         if isinstance(message, m.PrepareMedia):
             call = self.calls.get(message.sid)
             if call is None:

@@ -45,13 +45,13 @@ class Host(Protocol):
     config: AgentConfig
     records: dict[str, SessionRecord]  # one per session (signalling/records.py)
 
-    def post(self, process: m.Process, message: m.Message) -> None: ...
+    def post(self, process: str, message: m.Message) -> None: ...
     def session(self, sid: str) -> Session | None: ...
     def end(self, session: Session, reason: Reason, text: str) -> None: ...
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
     def in_roster(self, bare_jid: str) -> bool: ...
     async def external_services(self) -> ET.Element | None: ...
-    async def ask(self, worker: m.Process, message: m.Message, answer: type[m.Message],
+    async def ask(self, worker: str, message: m.Message, answer: type[m.Message],
                   sid: str) -> m.Message: ...
 
 
@@ -76,12 +76,16 @@ class CallState:
     remote_count: int = 0  # trickled candidates forwarded (capped)
     peer_muted: bool = False
     peer_held: bool = False
+    worker: str = m.Process.MEDIA.value  # the media worker of the pool that holds it
 
 
 class CallSessions:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.calls: Slot[CallState] = Slot(host.records, "call")
+        # The media worker pool (media.workers) and the members that are down.
+        self.pool = m.worker_names(m.Process.MEDIA, host.config.media.workers)
+        self.down: set[str] = set()
         self.servers: extdisco.IceServers | None = None
         self._refresh: asyncio.TimerHandle | None = None
 
@@ -143,7 +147,7 @@ class CallSessions:
                       if isinstance(c.transport, ice_udp.IceUdpTransport)), None)
         if offer is None or not offer.ufrag or not offer.pwd:
             return
-        self.host.post(m.Process.MEDIA, m.OpenMedia(
+        self.host.post(self.worker_of(session.sid), m.OpenMedia(
             session.sid, offer.ufrag, offer.pwd,
             tuple(candidate_to_bus(c) for c in offer.candidates)))
 
@@ -176,7 +180,7 @@ class CallSessions:
             session.send_info(rtp.RtpInfo(kind, creator, "voice"), time.monotonic())
         except UsageError as exc:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
-        self.host.post(m.Process.MEDIA, m.SetMute(session.sid, muted))
+        self.host.post(self.worker_of(session.sid), m.SetMute(session.sid, muted))
 
     def hold(self, session: Session, held: bool) -> None:
         """XEP-0167 §7.3: session-info hold / unhold; no media is sent while held."""
@@ -185,7 +189,7 @@ class CallSessions:
             session.send_info(rtp.RtpInfo(kind), time.monotonic())
         except UsageError as exc:
             raise CommandError(cp.NOT_ALLOWED, str(exc)) from None
-        self.host.post(m.Process.MEDIA, m.SetHold(session.sid, held))
+        self.host.post(self.worker_of(session.sid), m.SetHold(session.sid, held))
 
     def peer_info(self, sid: str, info: rtp.RtpInfo) -> None:
         """The peer's mute / hold / active, remembered per call and told to the media
@@ -205,7 +209,7 @@ class CallSessions:
         else:
             return
         call.peer_muted, call.peer_held = muted, held
-        self.host.post(m.Process.MEDIA, m.PeerMediaState(sid, muted, held))
+        self.host.post(call.worker, m.PeerMediaState(sid, muted, held))
 
     # --- media ------------------------------------------------------------------------
 
@@ -218,8 +222,8 @@ class CallSessions:
             session = self.host.session(sid)
             relay_only = self.host.config.policy.relay_only_for(session.peer if session else "")
             prepare = m.PrepareMedia(sid, controlling, self._servers_for_call(), relay_only)
-            task = self.host.spawn(self.host.ask(m.Process.MEDIA, prepare, m.MediaPrepared,
-                                                 sid))
+            call.worker = self.place()
+            task = self.host.spawn(self.host.ask(call.worker, prepare, m.MediaPrepared, sid))
             call.preparing = task
         try:
             answer = await asyncio.shield(task)
@@ -232,6 +236,26 @@ class CallSessions:
             call.dtls = DtlsNegotiation(Encryption(self.host.config.media.encryption),
                                         answer.fingerprint or None)
         return answer.ufrag, answer.pwd
+
+    def place(self) -> str:
+        """The media worker a new call goes to: the live one holding fewest calls (the
+        first of the pool when all are down: its restart is under way)."""
+        live = [name for name in self.pool if name not in self.down] or list(self.pool)
+        held = {name: 0 for name in live}
+        for _sid, call in self.calls.items():
+            if call.worker in held:
+                held[call.worker] += 1
+        return min(live, key=lambda name: (held[name], live.index(name)))
+
+    def worker_of(self, sid: str) -> str:
+        call = self.calls.get(sid)
+        return call.worker if call is not None else m.Process.MEDIA.value
+
+    def worker_changed(self, name: str, state: m.WorkerState) -> None:
+        if state is m.WorkerState.EXITED:
+            self.down.add(name)
+        else:
+            self.down.discard(name)
 
     def _dtls(self, sid: str) -> DtlsNegotiation:
         call = self.calls.get(sid)
@@ -268,7 +292,7 @@ class CallSessions:
         dtls = None
         if role is not None and role.remote is not None:
             dtls = m.DtlsParams(role.client, role.remote.hash, role.remote.value)
-        self.host.post(m.Process.MEDIA, m.StartMedia(
+        self.host.post(record.worker, m.StartMedia(
             session.sid, call.transport.ufrag, call.transport.pwd, choice,
             tuple(candidate_to_bus(c) for c in call.transport.candidates), dtls))
 
@@ -322,7 +346,7 @@ class CallSessions:
                 assert transport.ufrag and transport.pwd
                 if call is not None:
                     call.remote_ice = (transport.ufrag, transport.pwd)
-                self.host.post(m.Process.MEDIA, m.RestartIce(
+                self.host.post(self.worker_of(session.sid), m.RestartIce(
                     session.sid, transport.ufrag, transport.pwd,
                     tuple(candidate_to_bus(c) for c in transport.candidates)))
                 return
@@ -355,7 +379,7 @@ class CallSessions:
             candidates = candidates[:max(0, room)]
         if candidates:
             call.remote_count += len(candidates)
-            self.host.post(m.Process.MEDIA, m.RemoteCandidates(sid, candidates))
+            self.host.post(call.worker, m.RemoteCandidates(sid, candidates))
 
     # --- XEP-0215 -----------------------------------------------------------------------
 

@@ -103,7 +103,7 @@ class Signalling:
         self._timer: asyncio.TimerHandle | None = None
         self._bg = TaskSet()
         self._waiting: dict[tuple[type[m.Message], str], asyncio.Future[m.Message]] = {}
-        self._asked: dict[tuple[type[m.Message], str], m.Process] = {}  # whom each waits on
+        self._asked: dict[tuple[type[m.Message], str], str] = {}  # whom each waits on
         self.calls = CallSessions(self)
         self.files = FileSessions(self)
         self.proposals = Proposals(self)
@@ -129,7 +129,7 @@ class Signalling:
         await asyncio.sleep(0.2)  # let the terminates reach the stream
         await self.xmpp.stop()
 
-    async def handle(self, source: m.Process, message: m.Message) -> None:
+    async def handle(self, source: str, message: m.Message) -> None:
         """One bus message: dispatched by its type (:data:`BUS_HANDLERS`, then the
         per-session reports of :data:`SESSION_REPORTS`); what it produced is sent."""
         for kind in type(message).__mro__:
@@ -141,25 +141,25 @@ class Signalling:
             log.debug("signalling ignores %s from %s", type(message).__name__, source)
         self.flush()
 
-    def _on_command(self, _source: m.Process, message: m.Command) -> None:
+    def _on_command(self, _source: str, message: m.Command) -> None:
         self._bg.spawn(self._run_command(message))
 
-    def _on_worker_state(self, _source: m.Process, message: m.WorkerStateChanged) -> None:
+    def _on_worker_state(self, _source: str, message: m.WorkerStateChanged) -> None:
         self._worker_changed(message)
 
-    def _on_prepared(self, _source: m.Process,
+    def _on_prepared(self, _source: str,
                      message: m.MediaPrepared | m.TransferPrepared) -> None:
         future = self._waiting.pop((type(message), message.sid), None)
         if future is not None and not future.done():
             future.set_result(message)
 
-    def _on_local_candidates(self, _source: m.Process, message: m.LocalCandidates) -> None:
+    def _on_local_candidates(self, _source: str, message: m.LocalCandidates) -> None:
         self.calls.send_candidates(message)
 
-    def _on_ice_restarted(self, _source: m.Process, message: m.IceRestarted) -> None:
+    def _on_ice_restarted(self, _source: str, message: m.IceRestarted) -> None:
         self.calls.restarted(message)
 
-    def _on_session_report(self, source: m.Process, message: m.Message) -> None:
+    def _on_session_report(self, source: str, message: m.Message) -> None:
         """What a worker says about one live session."""
         sid = getattr(message, "sid", "")
         if isinstance(message, m.WorkerFailed):
@@ -171,7 +171,7 @@ class Signalling:
         if session is not None:
             SESSION_REPORTS[type(message)](self, source, session, message)
 
-    def _worker_failed(self, source: m.Process, session: Session,
+    def _worker_failed(self, source: str, session: Session,
                        message: m.WorkerFailed) -> None:
         try:
             reason = Reason(message.reason)
@@ -179,7 +179,7 @@ class Signalling:
             reason = Reason.FAILED_APPLICATION
         self.end(session, reason, message.detail or f"{source} worker: {message.reason}")
 
-    def _media_flowing(self, _source: m.Process, session: Session,
+    def _media_flowing(self, _source: str, session: Session,
                        _message: m.MediaFlowing) -> None:
         session.media_flowing(time.monotonic())
 
@@ -365,9 +365,11 @@ class Signalling:
             done(error)
             self.flush()
 
+        self._send_queued()
         self.xmpp.send_request(to, payload, finished)
 
     def send_result(self, iq_id: str, to: str, error: StanzaError | None = None) -> None:
+        self._send_queued()
         self.xmpp.send_stanza(SendResult(iq_id, to) if error is None
                               else SendError(iq_id, to, error))
 
@@ -376,6 +378,14 @@ class Signalling:
         self.flush()
 
     # --- the adapter loop ----------------------------------------------------------------
+
+    def _send_queued(self) -> None:
+        """Stanzas the helpers send directly (XEP-0047 opens, data, acks) leave after
+        what the sessions already queued: on the wire in the order decided (a
+        session-accept before the in-band open that follows it). Events wait for the
+        input's own flush (no re-entry)."""
+        for stanza in self.manager.stanzas_to_send():
+            self.xmpp.send_stanza(stanza)
 
     def flush(self) -> None:
         while True:
@@ -459,7 +469,9 @@ class Signalling:
         if ending and not info.closed:
             # Hang-up stops media at once, before the terminate is acknowledged.
             info.closed = True
-            self.post(KIND_WORKER[info.kind], m.CloseSession(sid, reason or "ended"))
+            worker = (info.call.worker if info.call is not None
+                      else KIND_WORKER[info.kind].value)
+            self.post(worker, m.CloseSession(sid, reason or "ended"))
         if state == SessionState.DEINIT:
             self.files.ended(sid, reason)
             self.proposals.session_ended(sid, reason)
@@ -712,21 +724,24 @@ class Signalling:
     # --- workers --------------------------------------------------------------------
 
     def _worker_changed(self, change: m.WorkerStateChanged) -> None:
+        name = change.name or change.worker.value
+        if change.worker is m.Process.MEDIA:
+            self.calls.worker_changed(name, change.state)
         if change.state is not m.WorkerState.EXITED:
             return
-        kind = next((k for k, w in KIND_WORKER.items() if w is change.worker), None)
+        # Only the sessions that worker held end (another media worker of the pool
+        # keeps its calls), and only the requests addressed to it fail.
         for sid, info in list(self.info.items()):
             session = self.manager.get(sid)
-            if session is not None and info.kind is kind:
-                self.end(session, Reason.FAILED_APPLICATION, f"{change.worker} worker exited")
-        # Only the requests addressed to the worker that exited fail: the other
-        # worker's answers are still to come.
+            held = (info.call.worker if info.call is not None
+                    else KIND_WORKER[info.kind].value)
+            if session is not None and held == name:
+                self.end(session, Reason.FAILED_APPLICATION, f"{name} worker exited")
         for key, future in list(self._waiting.items()):
-            if self._asked.get(key) is not change.worker:
+            if self._asked.get(key) != name:
                 continue
             if not future.done():
-                future.set_exception(CommandError(cp.UNAVAILABLE,
-                                                  f"{change.worker} worker exited"))
+                future.set_exception(CommandError(cp.UNAVAILABLE, f"{name} worker exited"))
             self._waiting.pop(key, None)
             self._asked.pop(key, None)
 
@@ -737,7 +752,7 @@ class Signalling:
                 if not future.done():
                     future.set_exception(error)
 
-    async def ask(self, worker: m.Process, message: m.Message,
+    async def ask(self, worker: str, message: m.Message,
                    answer: type[m.Message], sid: str) -> m.Message:
         future: asyncio.Future[m.Message] = asyncio.get_running_loop().create_future()
         self._waiting[(answer, sid)] = future
@@ -785,7 +800,7 @@ class Signalling:
     async def activate_proxy(self, proxy: str, sid: str, target: str) -> None:
         await self.xmpp.activate_proxy(proxy, sid, target)
 
-    def post(self, process: m.Process, message: m.Message) -> None:
+    def post(self, process: str, message: m.Message) -> None:
         """Send on the bus, in order with everything else this process posts."""
         if self.link is not None:
             self.link.post(process, message)
@@ -833,7 +848,7 @@ def _hangup_reason(command: m.Hangup) -> Reason:
 
 
 # Bus messages by type (the first class in a message's MRO found here handles it).
-BUS_HANDLERS: dict[type, Callable[[Signalling, m.Process, Any], None]] = {
+BUS_HANDLERS: dict[type, Callable[[Signalling, str, Any], None]] = {
     m.Command: Signalling._on_command,
     m.WorkerStateChanged: Signalling._on_worker_state,
     m.MediaPrepared: Signalling._on_prepared,
@@ -842,7 +857,7 @@ BUS_HANDLERS: dict[type, Callable[[Signalling, m.Process, Any], None]] = {
     m.IceRestarted: Signalling._on_ice_restarted,
 }
 # Workers' reports about one session, handled only while the session lives.
-SESSION_REPORTS: dict[type, Callable[[Signalling, m.Process, Session, Any], None]] = {
+SESSION_REPORTS: dict[type, Callable[[Signalling, str, Session, Any], None]] = {
     m.WorkerFailed: Signalling._worker_failed,
     m.MediaFlowing: Signalling._media_flowing,
     m.IbbChunk: lambda s, _src, session, msg: s.files.ibb_chunk(session, msg),

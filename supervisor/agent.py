@@ -48,7 +48,14 @@ class Supervisor:
         self.config_path = config_path
         self.ctx = zmq.asyncio.Context()
         spawn_set = set(config.bus.spawn)
-        self.children = {p: Child(p, p.value in spawn_set) for p in WORKERS}
+        # Every process by its bus identity; media workers are a pool of
+        # media.workers ("media", "media-2", ...), each spawned and restarted alone.
+        self.children: dict[str, Child] = {}
+        for role in WORKERS:
+            count = config.media.workers if role is m.Process.MEDIA else 1
+            for name in m.worker_names(role, count):
+                self.children[name] = Child(role, role.value in spawn_set,
+                                            "" if name == role.value else name)
         self.sessions: dict[str, dict[str, Any]] = {}
         self.jid = f"{config.bare_jid}/{config.account.resource}"
         self.connected = False
@@ -116,8 +123,8 @@ class Supervisor:
     async def shutdown(self) -> None:
         self._stopping = True
         sd_notify.notify("STOPPING=1")
-        for process in WORKERS:
-            await self._send(process, m.Shutdown("supervisor stopping"))
+        for name in self.children:
+            await self._send(name, m.Shutdown("supervisor stopping"))
         for child in self.children.values():
             kill(child, signal.SIGTERM)
         deadline = time.monotonic() + SHUTDOWN_GRACE
@@ -127,7 +134,7 @@ class Supervisor:
             try:
                 await asyncio.wait_for(child.proc.wait(), max(0.05, deadline - time.monotonic()))
             except TimeoutError:
-                log.warning("%s did not stop in time, killing it", child.process)
+                log.warning("%s did not stop in time, killing it", child.ident)
                 kill(child)
                 await child.proc.wait()
         self._bg.cancel_all()
@@ -152,9 +159,9 @@ class Supervisor:
         child.alive = False
         child.backlog.clear()
         if self._stopping:
-            log.info("%s (pid %d) stopped", child.process, child.pid)
+            log.info("%s (pid %d) stopped", child.ident, child.pid)
         else:
-            log.warning("%s (pid %d) exited with %s", child.process, child.pid, code)
+            log.warning("%s (pid %d) exited with %s", child.ident, child.pid, code)
         self._publish_worker(child, m.WorkerState.EXITED, code)
         await self._worker_lost(child, code)
         if self._stopping:
@@ -175,11 +182,17 @@ class Supervisor:
                 self._publish_session(dict(summary, state="DEINIT",
                                            reason="failed-application"))
                 self.sessions.pop(sid, None)
-            for worker in (m.Process.MEDIA, m.Process.TRANSFER):
+            for worker in self._workers():
                 await self._send(worker, m.ResetSessions("signalling exited"))
         else:
             await self._send(m.Process.SIGNALLING, m.WorkerStateChanged(
-                child.process, m.WorkerState.EXITED, child.pid, child.restarts, exit_code))
+                child.process, m.WorkerState.EXITED, child.pid, child.restarts, exit_code,
+                name=child.ident))
+
+    def _workers(self) -> list[str]:
+        """The media and transfer workers' bus identities."""
+        return [name for name, child in self.children.items()
+                if child.process is not m.Process.SIGNALLING]
 
     async def _watch_liveness(self) -> None:
         """A process silent for ``heartbeat_timeout`` is treated as dead."""
@@ -189,10 +202,10 @@ class Supervisor:
             now = time.monotonic()
             for child in self.children.values():
                 if child.alive:
-                    await self._send(child.process,
+                    await self._send(child.ident,
                                      m.Heartbeat(m.Process.SUPERVISOR, os.getpid()))
                 if child.alive and now - child.last_heard > timeout:
-                    log.error("%s silent for %.1f s", child.process, now - child.last_heard)
+                    log.error("%s silent for %.1f s", child.ident, now - child.last_heard)
                     if child.spawned_here:
                         kill(child)  # _reap restarts it
                     else:
@@ -211,7 +224,7 @@ class Supervisor:
 
     # --- bus hub --------------------------------------------------------------------
 
-    async def _send(self, process: m.Process, message: m.Message) -> bool:
+    async def _send(self, process: str, message: m.Message) -> bool:
         return await self._send_raw(process, m.Process.SUPERVISOR, m.encode(message))
 
     async def _serve_hub(self) -> None:
@@ -221,15 +234,15 @@ class Supervisor:
                 log.warning("bus: dropped a frame set of %d parts", len(frames))
                 continue
             try:
-                source = m.Process(frames[0].decode())
-                destination = m.Process(frames[1].decode())
-            except ValueError:
+                source, destination = frames[0].decode(), frames[1].decode()
+                m.role_of(source), m.role_of(destination)
+            except (ValueError, UnicodeDecodeError):
                 log.warning("bus: dropped a frame from an unknown identity")
                 continue
             child = self.children.get(source)
             if child is not None:
                 child.last_heard = time.monotonic()
-            if destination is not m.Process.SUPERVISOR:
+            if destination != m.Process.SUPERVISOR:
                 if not await self._send_raw(destination, source, frames[2]):
                     log.debug("bus: %s unreachable for %s", destination, source)
                 continue
@@ -240,7 +253,7 @@ class Supervisor:
                 continue
             await self._on_message(source, message)
 
-    async def _send_raw(self, destination: m.Process, source: m.Process, payload: bytes) -> bool:
+    async def _send_raw(self, destination: str, source: str, payload: bytes) -> bool:
         """Forward on the hub; for a process that is starting, hold it until its Hello."""
         child = self.children.get(destination)
         if child is not None and child.spawned_here and not child.alive:
@@ -249,18 +262,18 @@ class Supervisor:
             if len(child.backlog) >= Child.MAX_BACKLOG:
                 log.error("bus: backlog for %s full, dropping", destination)
                 return False
-            child.backlog.append((source.value.encode(), payload))
+            child.backlog.append((str(source).encode(), payload))
             return True
         try:
-            await self.hub.send_multipart([destination.value.encode(), source.value.encode(),
+            await self.hub.send_multipart([str(destination).encode(), str(source).encode(),
                                            payload], flags=zmq.NOBLOCK)
             return True
         except zmq.ZMQError:
             return False  # not connected (EHOSTUNREACH) or full: the peer is down
 
-    async def _on_message(self, source: m.Process, message: m.Message) -> None:
+    async def _on_message(self, source: str, message: m.Message) -> None:
         child = self.children.get(source)
-        if source in (m.Process.MEDIA, m.Process.TRANSFER):
+        if m.role_of(source) in (m.Process.MEDIA, m.Process.TRANSFER):
             self._note_worker(source, message)
         if isinstance(message, m.Hello) and child is not None:
             if not child.spawned_here and child.pid not in (0, message.pid):
@@ -268,17 +281,18 @@ class Supervisor:
             child.pid, child.alive = message.pid, True
             backlog, child.backlog = child.backlog, []
             for origin, payload in backlog:
-                await self._send_raw(source, m.Process(origin.decode()), payload)
+                await self._send_raw(source, origin.decode(), payload)
             if not child.announced:
                 child.announced = True
                 self._publish_worker(child, m.WorkerState.RESTARTED if child.restarts
                                      else m.WorkerState.STARTED)
-            if source is m.Process.SIGNALLING:
-                for worker in (m.Process.MEDIA, m.Process.TRANSFER):
+            if source == m.Process.SIGNALLING:
+                for worker in self._workers():
                     await self._send(worker, m.ResetSessions("signalling started"))
             elif self.children[m.Process.SIGNALLING].alive and child.restarts:
                 await self._send(m.Process.SIGNALLING, m.WorkerStateChanged(
-                    source, m.WorkerState.RESTARTED, message.pid, child.restarts))
+                    m.role_of(source), m.WorkerState.RESTARTED, message.pid, child.restarts,
+                    name=source))
         elif isinstance(message, m.Goodbye) and child is not None:
             log.info("%s says goodbye", source)
             if not child.spawned_here and child.alive:
@@ -368,13 +382,13 @@ class Supervisor:
         else:
             log.debug("supervisor ignores %s from %s", type(message).__name__, source)
 
-    def _note_worker(self, source: m.Process, message: m.Message) -> None:
+    def _note_worker(self, source: str, message: m.Message) -> None:
         """``sessions`` entries name the worker that holds their media or transfer, from
         the first report that worker makes about them."""
         sid = getattr(message, "sid", None)
         entry = self.sessions.get(sid) if isinstance(sid, str) else None
         if entry is not None and "worker" not in entry:
-            entry["worker"] = source.value
+            entry["worker"] = str(source)
 
     # --- the story, one line per thing a user notices ----------------------------------
 
@@ -448,7 +462,7 @@ class Supervisor:
                 "connected": self.connected,
                 **({} if self.connected else {"last_error": self.last_error}),
                 "encrypted": self.encrypted,
-                "workers": {c.process.value: c.summary() for c in self.children.values()},
+                "workers": {c.ident: c.summary() for c in self.children.values()},
                 "sessions": list(self.sessions.values()),
             }
         if request.cmd == "sessions":
@@ -494,7 +508,7 @@ class Supervisor:
 
     def _publish_worker(self, child: Child, state: m.WorkerState,
                         exit_code: int | None = None) -> None:
-        self._publish("worker.state", {"worker": child.process.value, "pid": child.pid,
+        self._publish("worker.state", {"worker": child.ident, "pid": child.pid,
                                        "state": state.value, "exit_code": exit_code})
 
 

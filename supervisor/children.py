@@ -29,6 +29,7 @@ class Child:
 
     process: Process
     spawned_here: bool
+    name: str = ""  # its bus identity when one of a pool ("media-2"); "" = the role's
     pid: int = 0
     alive: bool = False
     restarts: int = 0
@@ -43,6 +44,11 @@ class Child:
 
     MAX_BACKLOG = 10_000
 
+    @property
+    def ident(self) -> str:
+        """The name it has on the bus, in status and in events."""
+        return self.name or self.process.value
+
     def summary(self) -> dict[str, object]:
         return {"pid": self.pid, "alive": self.alive, "restarts": self.restarts}
 
@@ -51,6 +57,8 @@ async def spawn(child: Child, config_path: str | None) -> None:
     argv = [sys.executable, "-m", MODULES[child.process]]
     if config_path:
         argv += ["--config", config_path]
+    if child.name:
+        argv += ["--name", child.name]
     env = dict(os.environ, **{SUPERVISED_ENV: "1"})
     env.pop("NOTIFY_SOCKET", None)  # only the supervisor talks to systemd
     child.proc = await asyncio.create_subprocess_exec(*argv, env=env)
@@ -58,7 +66,7 @@ async def spawn(child: Child, config_path: str | None) -> None:
     child.alive = False  # until it says Hello on the bus
     child.announced = False
     child.started_at = child.last_heard = time.monotonic()
-    log.info("started %s (pid %d)", child.process, child.pid)
+    log.info("started %s (pid %d)", child.ident, child.pid)
 
 
 def next_backoff(child: Child, now: float) -> float:

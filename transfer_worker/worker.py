@@ -49,11 +49,11 @@ class TransferWorker:
                     await self._send(m.Process.SIGNALLING, m.WorkerFailed(
                         sid, "timeout", f"no data for {limit:.0f} s"))
 
-    async def _send(self, process: m.Process, message: m.Message) -> None:
+    async def _send(self, process: str, message: m.Message) -> None:
         if self.link is not None:
             await self.link.send(process, message)
 
-    async def handle(self, source: m.Process, message: m.Message) -> None:
+    async def handle(self, source: str, message: m.Message) -> None:
         if isinstance(message, m.PrepareTransfer):
             await self._prepare(source, message)
         elif isinstance(message, m.ConnectCandidates):
@@ -97,7 +97,7 @@ class TransferWorker:
         else:
             log.debug("transfer worker ignores %s", type(message).__name__)
 
-    async def _commit(self, source: m.Process, message: m.CommitFile) -> None:
+    async def _commit(self, source: str, message: m.CommitFile) -> None:
         transfer = self.transfers.get(message.sid)
         path, verified = None, False
         if transfer is not None:
@@ -112,7 +112,7 @@ class TransferWorker:
         await self._send(source, m.FileCommitted(message.sid, str(path) if path else None,
                                                  verified))
 
-    async def _prepare(self, source: m.Process, message: m.PrepareTransfer) -> None:
+    async def _prepare(self, source: str, message: m.PrepareTransfer) -> None:
         try:
             transfer = Transfer(message, self._send)
             hosts, port = await transfer.listen()
@@ -132,7 +132,7 @@ class TransferWorker:
             message.sid, hosts, port, path, 0 if message.sending else transfer.offset,
             transfer.size if shared else 0))
 
-    async def _connect(self, source: m.Process, transfer: Transfer,
+    async def _connect(self, source: str, transfer: Transfer,
                        message: m.ConnectCandidates) -> None:
         cid = await transfer.connect(message.candidates, message.dstaddr, message.own_proxy)
         await self._send(source, m.CandidateResult(message.sid, cid, message.own_proxy))

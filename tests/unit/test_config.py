@@ -85,7 +85,8 @@ def test_default_endpoints_are_in_a_private_folder(tmp_path):
     ({"PYJINGLE_POLICY_FILES_FROM": "nobody"}, "policy.files_from"),
     ({"PYJINGLE_TRANSFER_IDLE_TIMEOUT": "-1"}, "transfer.idle_timeout"),
     ({"PYJINGLE_TRANSFER_HASH": "md5"}, "transfer.hash"),
-    ({"PYJINGLE_MEDIA_WORKERS": "2"}, "media.workers"),
+    ({"PYJINGLE_MEDIA_WORKERS": "0"}, "media.workers"),
+    ({"PYJINGLE_MEDIA_WORKERS": "many"}, "media.workers"),
 ])
 def test_bad_values_name_the_key(good, override, key):
     with pytest.raises(ConfigError) as info:
@@ -169,3 +170,9 @@ def test_disco_advertises_only_the_file_transports_switched_on(good):
     assert ns.S5B not in ibb_only and ns.IBB in ibb_only and ns.JINGLE in ibb_only
     s5b_only = features(load_config(good, env={"PYJINGLE_TRANSFER_TRANSPORTS": "s5b"}))
     assert ns.IBB not in s5b_only and ns.S5B in s5b_only
+
+
+def test_media_workers_is_a_count_or_auto(good):
+    assert load_config(good, env={"PYJINGLE_MEDIA_WORKERS": "3"}).media.workers == 3
+    assert load_config(good, env={"PYJINGLE_MEDIA_WORKERS": "auto"}).media.workers >= 1
+    assert load_config(good, env={}).media.workers == 1
