@@ -35,7 +35,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
                       "curve_keys"}),
     "audio": frozenset({"input", "output"}),
     "transfer": frozenset({"download_dir", "max_rate", "transports", "shared_dir",
-                           "max_size", "idle_timeout", "hash"}),
+                           "max_size", "idle_timeout", "hash", "workers"}),
     "policy": frozenset({"auto_accept_calls", "auto_accept_files", "reveal_ip_before_accept",
                          "relay_only", "relay_only_contacts", "calls_from", "files_from"}),
     "contacts": frozenset({"approve"}),
@@ -94,6 +94,7 @@ class TransferConfig:
     max_size: int  # bytes; larger offers are refused on arrival; 0 = no limit
     idle_timeout: float = 120.0  # seconds an accepted transfer may move no byte; 0 = never
     hash: str = "sha-256"  # the XEP-0300 algorithm a sender announces in its checksum
+    workers: int = 1  # transfer worker processes (a pool: transfers go to the least busy)
 
 
 @dataclass(frozen=True)
@@ -397,6 +398,14 @@ def load_config(path: str | os.PathLike[str] | None,
     return _build(table, env, "environment" if path is None else str(path))
 
 
+def _workers(r: _Reader, section: str) -> int:
+    """``<section>.workers``: 1 to 64 processes, or "auto": one per core."""
+    raw, _ = r.raw(section, "workers")
+    if raw == "auto":
+        return max(1, os.cpu_count() or 1)
+    return r.integer(section, "workers", 1, 1, 64)
+
+
 def _build(table: Mapping[str, Any], env: Mapping[str, str], source: str) -> AgentConfig:
     r = _Reader(table, env)
 
@@ -457,6 +466,7 @@ def _build(table: Mapping[str, Any], env: Mapping[str, str], source: str) -> Age
         idle_timeout=r.number("transfer", "idle_timeout", 120.0, 0.0, 86400.0),
         hash=r.text("transfer", "hash", "sha-256",
                     choices=("sha-256", "sha3-256", "blake2b-256")),
+        workers=_workers(r, "transfer"),
     )
     if not transfer.transports:
         raise ConfigError("transfer.transports: needs at least one of s5b, ibb")
@@ -476,9 +486,7 @@ def _build(table: Mapping[str, Any], env: Mapping[str, str], source: str) -> Age
         iq_timeout=r.number("jingle", "iq_timeout", 30.0, 1.0, 600.0),
         message_initiation=r.flag("jingle", "message_initiation", True),
     )
-    raw_workers, _ = r.raw("media", "workers")
-    media_workers = (max(1, os.cpu_count() or 1) if raw_workers == "auto"
-                     else r.integer("media", "workers", 1, 1, 64))
+    media_workers = _workers(r, "media")
     turn_server = _host_port("ice.turn_server", r.opt_text("ice", "turn_server"))
     ice = IceConfig(
         connect_timeout=r.number("ice", "connect_timeout", 20.0, 1.0, 300.0),

@@ -299,6 +299,7 @@ class SessionStateEvent(Message):
     state: str
     reason: str | None = None
     file: FileSummary | None = None  # an incoming file offer's, from RECEIVEDINITIATE on
+    worker: str | None = None  # the pool member holding its media or bytes, once placed
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,7 @@ class FileState:
     ibb_acks: dict[int, str] = field(default_factory=dict)  # receiver: seq -> IQ id to answer
     path: str | None = None
     peer_hash: dataclasses.InitVar[fc.PeerHash | None] = None  # from the offer, if any
+    worker: str = m.Process.TRANSFER.value  # the transfer worker of the pool that moves it
     # XEP-0234 §7: checksum, received, verification and their waits
     completion: fc.FileCompletion = field(init=False)
 
@@ -129,6 +130,34 @@ class FileSessions:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.files: Slot[FileState] = Slot(host.records, "file")
+        # The transfer worker pool (transfer.workers) and the members that are down.
+        self.pool = m.worker_names(m.Process.TRANSFER, host.config.transfer.workers)
+        self.down: set[str] = set()
+        self._placing: dict[str, str] = {}  # sid -> worker, while its state is being made
+
+    def place(self, sid: str) -> str:
+        """The transfer worker a new transfer goes to: the live one moving fewest
+        (those being prepared count too, so simultaneous offers spread)."""
+        live = [name for name in self.pool if name not in self.down] or list(self.pool)
+        held = {name: 0 for name in live}
+        for worker in [state.worker for _sid, state in self.files.items()] + list(
+                self._placing.values()):
+            if worker in held:
+                held[worker] += 1
+        chosen = min(live, key=lambda name: (held[name], live.index(name)))
+        self._placing[sid] = chosen
+        return chosen
+
+    def _placed(self, sid: str, state: FileState) -> None:
+        """The state is made: it holds its worker from now on."""
+        state.worker = self._placing.pop(sid, state.worker)
+        self.files[sid] = state
+
+    def worker_changed(self, name: str, state: m.WorkerState) -> None:
+        if state is m.WorkerState.EXITED:
+            self.down.add(name)
+        else:
+            self.down.discard(name)
 
     # --- sender -------------------------------------------------------------------
 
@@ -138,12 +167,16 @@ class FileSessions:
         size = os.path.getsize(path)
         s5b_sid = secrets.token_hex(8)
         expected = s5b.dstaddr(s5b_sid, session.local, session.peer)
-        answer = await self.host.ask(
-            m.Process.TRANSFER,
-            m.PrepareTransfer(session.sid, True, path, size, expected,
-                              max_rate=self.host.config.transfer.max_rate,
-                              algo=self.host.config.transfer.hash),
-            m.TransferPrepared, session.sid)
+        try:
+            answer = await self.host.ask(
+                self.place(session.sid),
+                m.PrepareTransfer(session.sid, True, path, size, expected,
+                                  max_rate=self.host.config.transfer.max_rate,
+                                  algo=self.host.config.transfer.hash),
+                m.TransferPrepared, session.sid)
+        except CommandError:
+            self._placing.pop(session.sid, None)
+            raise
         assert isinstance(answer, m.TransferPrepared)
         shown = name or os.path.basename(path)
         mtime = datetime.fromtimestamp(os.path.getmtime(path), UTC)
@@ -154,8 +187,8 @@ class FileSessions:
         transport, ours, in_band = await self._our_transport(session, s5b_sid, expected, answer)
         content = Content(Role.INITIATOR, "file", ft.FileDescription(info), transport,
                           Senders.INITIATOR)
-        self.files[session.sid] = FileState(True, s5b_sid, content, size, shown, ours,
-                                            path=path, ibb=in_band)
+        self._placed(session.sid, FileState(True, s5b_sid, content, size, shown, ours,
+                                            path=path, ibb=in_band))
         session.initiate((content,), time.monotonic())
 
     async def request(self, session: Session, name: str) -> None:
@@ -163,17 +196,21 @@ class FileSessions:
         s5b_sid = secrets.token_hex(8)
         expected = s5b.dstaddr(s5b_sid, session.local, session.peer)
         folder = os.path.expanduser(self.host.config.transfer.download_dir)
-        answer = await self.host.ask(
-            m.Process.TRANSFER,
-            m.PrepareTransfer(session.sid, False, folder, 0, expected, name=name,
-                              peer=bare(session.peer)),
-            m.TransferPrepared, session.sid)
+        try:
+            answer = await self.host.ask(
+                self.place(session.sid),
+                m.PrepareTransfer(session.sid, False, folder, 0, expected, name=name,
+                                  peer=bare(session.peer)),
+                m.TransferPrepared, session.sid)
+        except CommandError:
+            self._placing.pop(session.sid, None)
+            raise
         assert isinstance(answer, m.TransferPrepared)
         transport, ours, in_band = await self._our_transport(session, s5b_sid, expected, answer)
         content = Content(Role.INITIATOR, "file", ft.FileDescription(ft.FileInfo(name=name)),
                           transport, Senders.RESPONDER)
-        self.files[session.sid] = FileState(False, s5b_sid, content, 0, name, ours,
-                                            path=answer.path, ibb=in_band)
+        self._placed(session.sid, FileState(False, s5b_sid, content, 0, name, ours,
+                                            path=answer.path, ibb=in_band))
         session.initiate((content,), time.monotonic())
 
     async def _our_transport(
@@ -247,13 +284,14 @@ class FileSessions:
             if refusal:
                 self.host.end(session, Reason.DECLINE, refusal)
                 return
-        self.files[session.sid] = FileState(
+        self.place(session.sid)
+        self._placed(session.sid, FileState(
             content.senders is Senders.RESPONDER,  # a request: we would be the sender
             transport.sid if isinstance(transport, s5b.S5bTransport) else "",
             content, desc.file.size or 0, desc.file.name or "",
             theirs=transport.candidates if isinstance(transport, s5b.S5bTransport) else (),
             peer_hash=_best_hash(desc.file),
-            ibb=transport if isinstance(transport, ibb.IbbTransport) else None)
+            ibb=transport if isinstance(transport, ibb.IbbTransport) else None))
 
     async def accept(self, session: Session, directory: str | None) -> None:
         state = self.files.get(session.sid)
@@ -269,7 +307,7 @@ class FileSessions:
             raise CommandError("insufficient-space", refusal)
         expected = s5b.dstaddr(state.s5b_sid, session.local, session.peer)
         answer = await self.host.ask(
-            m.Process.TRANSFER,
+            state.worker,
             m.PrepareTransfer(session.sid, False, folder, state.size, expected,
                               name=state.name, peer=bare(session.peer),
                               date=self._offered(state).date),
@@ -314,7 +352,7 @@ class FileSessions:
         if shared:
             expected = s5b.dstaddr(state.s5b_sid, session.local, session.peer)
             answer = await self.host.ask(
-                m.Process.TRANSFER,
+                state.worker,
                 m.PrepareTransfer(session.sid, True, shared, 0, expected, name=state.name,
                                   max_rate=self.host.config.transfer.max_rate,
                                   algo=self.host.config.transfer.hash),
@@ -377,7 +415,7 @@ class FileSessions:
         if self.host.config.policy.relay_only_for(session.peer):
             # Dialling the peer's own addresses would reveal ours: proxies only.
             candidates = tuple(c for c in candidates if c.type == "proxy")
-        self.host.post(m.Process.TRANSFER, m.ConnectCandidates(
+        self.host.post(state.worker, m.ConnectCandidates(
             session.sid, tuple(_to_bus(c) for c in candidates),
             s5b.dstaddr(state.s5b_sid, session.peer, session.local)))
 
@@ -433,7 +471,7 @@ class FileSessions:
                     return
             elif isinstance(out, bn.ConnectOwnProxy):
                 # §2.5: we offered the proxy, so we connect to it too and activate it.
-                self.host.post(m.Process.TRANSFER, m.ConnectCandidates(
+                self.host.post(state.worker, m.ConnectCandidates(
                     session.sid, (_to_bus(out.candidate),),
                     s5b.dstaddr(state.s5b_sid, session.local, session.peer), own_proxy=True))
             elif isinstance(out, bn.ActivateProxy):
@@ -492,9 +530,10 @@ class FileSessions:
         state = self.files.get(session.sid)
         offset = state.offset if state is not None and state.sending else 0
         size = state.size if state is not None and not state.sending else 0
+        worker = state.worker if state is not None else m.Process.TRANSFER.value
         self.host.post(m.Process.SUPERVISOR, m.TransportStateEvent(
             time.time(), session.sid, m.TransportState.CONNECTED, "s5b", local, remote))
-        self.host.post(m.Process.TRANSFER, m.UseConnection(session.sid, ours, via_own_proxy,
+        self.host.post(worker, m.UseConnection(session.sid, ours, via_own_proxy,
                                                            offset, size))
 
     @staticmethod
@@ -528,7 +567,7 @@ class FileSessions:
                 return
             self.host.post(m.Process.SUPERVISOR, m.TransportStateEvent(
                 time.time(), sid, m.TransportState.CONNECTED, "ibb"))
-            self.host.post(m.Process.TRANSFER, m.UseIbb(sid, block, state.offset))
+            self.host.post(state.worker, m.UseIbb(sid, block, state.offset))
 
         self.host.send_request(session.peer, ibb.build(ibb.IbbOpen(state.ibb.sid, block)),
                                opened)
@@ -543,7 +582,7 @@ class FileSessions:
             if error is not None:
                 self.host.end(session, Reason.FAILED_TRANSPORT, f"ibb data: {error.condition}")
             else:
-                self.host.post(m.Process.TRANSFER, m.IbbAck(session.sid, chunk.seq))
+                self.host.post(state.worker, m.IbbAck(session.sid, chunk.seq))
 
         self.host.send_request(
             session.peer, ibb.build(ibb.IbbData(state.ibb.sid, chunk.seq, chunk.data)), acked)
@@ -572,11 +611,11 @@ class FileSessions:
             self.host.send_result(iq_id, sender)
             self.host.post(m.Process.SUPERVISOR, m.TransportStateEvent(
                 time.time(), sid, m.TransportState.CONNECTED, "ibb"))
-            self.host.post(m.Process.TRANSFER, m.UseIbb(sid, payload.block_size,
+            self.host.post(state.worker, m.UseIbb(sid, payload.block_size,
                                                         size=state.size))
         elif isinstance(payload, ibb.IbbData):
             state.ibb_acks[payload.seq] = iq_id
-            self.host.post(m.Process.TRANSFER, m.IbbChunk(sid, payload.seq, payload.data))
+            self.host.post(state.worker, m.IbbChunk(sid, payload.seq, payload.data))
         else:
             self.host.send_result(iq_id, sender)
 
@@ -639,7 +678,7 @@ class FileSessions:
                 except UsageError:
                     continue
             elif isinstance(out, fc.Commit):
-                self.host.post(m.Process.TRANSFER, m.CommitFile(sid, out.algo, out.hex))
+                self.host.post(state.worker, m.CommitFile(sid, out.algo, out.hex))
             elif isinstance(out, fc.End):
                 self.host.end(session, out.reason, out.text)
         due = completion.get_timer()

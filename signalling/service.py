@@ -463,15 +463,16 @@ class Signalling:
         if info.state == state:
             return
         info.state = state
+        placed = (_worker_of(info) if info.call is not None or info.file is not None
+                  else None)
         self.post(m.Process.SUPERVISOR, m.SessionStateEvent(
-            time.time(), sid, info.peer, info.kind, info.direction, state, reason, file))
+            time.time(), sid, info.peer, info.kind, info.direction, state, reason, file,
+            placed))
         ending = state == SessionState.DEINIT or state in ENDING
         if ending and not info.closed:
             # Hang-up stops media at once, before the terminate is acknowledged.
             info.closed = True
-            worker = (info.call.worker if info.call is not None
-                      else KIND_WORKER[info.kind].value)
-            self.post(worker, m.CloseSession(sid, reason or "ended"))
+            self.post(_worker_of(info), m.CloseSession(sid, reason or "ended"))
         if state == SessionState.DEINIT:
             self.files.ended(sid, reason)
             self.proposals.session_ended(sid, reason)
@@ -727,15 +728,15 @@ class Signalling:
         name = change.name or change.worker.value
         if change.worker is m.Process.MEDIA:
             self.calls.worker_changed(name, change.state)
+        elif change.worker is m.Process.TRANSFER:
+            self.files.worker_changed(name, change.state)
         if change.state is not m.WorkerState.EXITED:
             return
         # Only the sessions that worker held end (another media worker of the pool
         # keeps its calls), and only the requests addressed to it fail.
         for sid, info in list(self.info.items()):
             session = self.manager.get(sid)
-            held = (info.call.worker if info.call is not None
-                    else KIND_WORKER[info.kind].value)
-            if session is not None and held == name:
+            if session is not None and _worker_of(info) == name:
                 self.end(session, Reason.FAILED_APPLICATION, f"{name} worker exited")
         for key, future in list(self._waiting.items()):
             if self._asked.get(key) != name:
@@ -845,6 +846,15 @@ def _hangup_reason(command: m.Hangup) -> Reason:
         return Reason(command.reason)
     except ValueError:
         raise CommandError(cp.BAD_REQUEST, f"unknown reason {command.reason!r}") from None
+
+
+def _worker_of(record: SessionRecord) -> str:
+    """The worker (a pool member's bus identity) that holds a session's media or bytes."""
+    if record.call is not None:
+        return record.call.worker
+    if record.file is not None:
+        return record.file.worker
+    return KIND_WORKER[record.kind].value
 
 
 # Bus messages by type (the first class in a message's MRO found here handles it).

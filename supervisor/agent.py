@@ -48,11 +48,13 @@ class Supervisor:
         self.config_path = config_path
         self.ctx = zmq.asyncio.Context()
         spawn_set = set(config.bus.spawn)
-        # Every process by its bus identity; media workers are a pool of
-        # media.workers ("media", "media-2", ...), each spawned and restarted alone.
+        # Every process by its bus identity; media and transfer workers are pools of
+        # media.workers / transfer.workers ("media", "media-2", ...), each spawned and
+        # restarted alone.
         self.children: dict[str, Child] = {}
         for role in WORKERS:
-            count = config.media.workers if role is m.Process.MEDIA else 1
+            count = {m.Process.MEDIA: config.media.workers,
+                     m.Process.TRANSFER: config.transfer.workers}.get(role, 1)
             for name in m.worker_names(role, count):
                 self.children[name] = Child(role, role.value in spawn_set,
                                             "" if name == role.value else name)
@@ -313,6 +315,8 @@ class Supervisor:
             for kept in ("transport", "worker"):
                 if kept in known:
                     summary[kept] = known[kept]
+            if message.worker:
+                summary["worker"] = message.worker  # placed by signalling (a pool)
             if message.file is not None:
                 offered = {k: v for k, v in dataclasses.asdict(message.file).items()
                            if v is not None}

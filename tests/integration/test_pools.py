@@ -65,3 +65,34 @@ def test_two_media_workers_share_calls_and_a_crash_ends_only_its_own(start_agent
     for sid in (second, third):
         alice.client.hangup(sid)
         bob.state(sid, "DEINIT", timeout=10)
+
+
+def test_two_transfer_workers_carry_two_transfers_at_once(start_agent, folder):
+    import hashlib
+
+    # Paced (2 MB/s) so both transfers are seen under way at once.
+    pool = "[transfer]\nworkers = 2\nmax_rate = 2000000\n"
+    alice = start_agent("alice", extra=pool)
+    bob = start_agent("bob", extra=f'[transfer]\nworkers = 2\ndownload_dir = "{folder}/dl"\n')
+    make_ready(alice, bob)
+    assert {"transfer", "transfer-2"} <= set(alice.client.status()["workers"])
+    sids, digests = [], {}
+    for i in range(2):
+        data = os.urandom(3_000_000)
+        path = folder / f"pool-{i}.bin"
+        path.write_bytes(data)
+        sid = alice.client.send_file(bob.bare, str(path))
+        sids.append(sid)
+        digests[sid] = hashlib.sha256(data).hexdigest()
+    for sid in sids:
+        bob.state(sid, "RECEIVEDINITIATE")
+    for sid in sids:
+        bob.client.accept(sid)
+    for sid in sids:
+        bob.watch.wait_for(10, event="transfer.progress", sid=sid)
+    on = {sid: (worker_of(alice, sid), worker_of(bob, sid)) for sid in sids}
+    for sid in sids:
+        done = bob.watch.wait_for(30, event="transfer.complete", sid=sid)
+        assert done["sha256"] == digests[sid] and done["verified"]
+    assert {on[s][0] for s in sids} == {"transfer", "transfer-2"}, on  # one each, sender
+    assert {on[s][1] for s in sids} == {"transfer", "transfer-2"}, on  # and receiver
