@@ -9,6 +9,7 @@ processes can print it and exit 2.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -42,7 +43,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "jingle": frozenset({"ring_timeout", "iq_timeout", "message_initiation"}),
     "ice": frozenset({"connect_timeout", "stun_server", "turn_server", "turn_username",
                       "turn_password", "turn_transport", "turns_server"}),
-    "media": frozenset({"encryption", "workers"}),
+    "media": frozenset({"encryption", "workers", "advertised_address"}),
     "log": frozenset({"level", "timestamps"}),
 }
 
@@ -163,6 +164,7 @@ class MediaConfig:
 
     encryption: str = "required"
     workers: int = 1  # media worker processes (a pool: calls are placed on the least busy)
+    advertised_address: str | None = None  # this host's public IPv4 behind a 1:1 NAT
 
 
 @dataclass(frozen=True)
@@ -398,6 +400,15 @@ def load_config(path: str | os.PathLike[str] | None,
     return _build(table, env, "environment" if path is None else str(path))
 
 
+def _ipv4(key: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ConfigError(f"{key}: expected an IPv4 address, got {value!r}") from None
+
+
 def _workers(r: _Reader, section: str) -> int:
     """``<section>.workers``: 1 to 64 processes, or "auto": one per core."""
     raw, _ = r.raw(section, "workers")
@@ -507,7 +518,10 @@ def _build(table: Mapping[str, Any], env: Mapping[str, str], source: str) -> Age
                        log_level=log_level, source=source,
                        media=MediaConfig(encryption=r.text("media", "encryption", "required",
                                                            choices=ENCRYPTION_MODES),
-                                         workers=media_workers),
+                                         workers=media_workers,
+                                         advertised_address=_ipv4(
+                                             "media.advertised_address",
+                                             r.opt_text("media", "advertised_address"))),
                        contacts=ContactsConfig(approve=r.text("contacts", "approve", "none",
                                                               choices=APPROVE_POLICIES)),
                        log_timestamps=log_timestamps)

@@ -66,7 +66,7 @@ Send = Callable[[m.Process, m.Message], Awaitable[None]]
 class MediaCall:
     def __init__(self, sid: str, controlling: bool, audio_in: str, audio_out: str,
                  send: Send, ice: IceConfig | None = None, relay_only: bool = False,
-                 certificate: Certificate | None = None) -> None:
+                 certificate: Certificate | None = None, advertised: str | None = None) -> None:
         self.sid = sid
         self.controlling = controlling
         self.servers = ice
@@ -74,7 +74,8 @@ class MediaCall:
         self.certificate = certificate or Certificate.generate()
         self.srtp: DtlsSrtp | None = None
         self.connect_timeout = ice.connect_timeout if ice else 20.0
-        self.ice = IceTransport(controlling, ice, relay_only)
+        self.advertised = advertised
+        self.ice = IceTransport(controlling, ice, relay_only, advertised)
         self._audio_in = audio_in
         self._audio_out = audio_out
         self._send = send
@@ -302,7 +303,8 @@ class MediaCall:
         (if it still can) until the new one connects; only then is it closed."""
         assert self._answer is not None
         old = self.ice
-        new = self._next = IceTransport(self.controlling, self.servers, self.relay_only)
+        new = self._next = IceTransport(self.controlling, self.servers, self.relay_only,
+                                        self.advertised)
         log.info("call %s: ICE restart: new credentials %s", self.sid, new.ufrag)
         await self._transport_state(m.TransportState.CHECKING, restart=True)
         try:

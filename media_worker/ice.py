@@ -43,9 +43,15 @@ def from_info(info: IceCandidateInfo) -> aioice.Candidate:
         generation=info.generation)
 
 
-def signalled(candidates: list[IceCandidateInfo], relay_only: bool) -> list[IceCandidateInfo]:
+def signalled(candidates: list[IceCandidateInfo], relay_only: bool,
+              advertised: str | None = None) -> list[IceCandidateInfo]:
     """What may be sent to the peer. Relay-only: relayed candidates alone, without their
-    related address (RFC 8445 §5.1.3 lets it reveal the address behind the relay)."""
+    related address (RFC 8445 §5.1.3 lets it reveal the address behind the relay).
+    ``advertised``: the public address of a host behind a 1:1 NAT (a cloud VM), given
+    in place of its IPv4 host addresses (the NAT maps it to them, port for port)."""
+    if advertised is not None and not relay_only:
+        candidates = [dataclasses.replace(c, ip=advertised)
+                      if c.type == "host" and ":" not in c.ip else c for c in candidates]
     if not relay_only:
         return candidates
     return [dataclasses.replace(c, rel_addr=None, rel_port=None)
@@ -180,11 +186,12 @@ class IceTransport:
     """ICE for one call. Credentials exist at once; sockets only after ``gather()``."""
 
     def __init__(self, controlling: bool, servers: IceConfig | None = None,
-                 relay_only: bool = False) -> None:
+                 relay_only: bool = False, advertised: str | None = None) -> None:
         """``relay_only``: RFC 9429 §3.5.3 relay policy: neither host nor server-reflexive
         candidates are gathered, so no address of ours can reach the peer."""
         self.servers = servers
         self.relay_only = relay_only
+        self.advertised = advertised  # media.advertised_address (1:1 NAT)
         self.controlling = controlling
         self.connection = self._connection()
         self._ended = False
@@ -267,7 +274,7 @@ class IceTransport:
         for info in early:
             await self._add(info)
         return signalled([to_info(c) for c in self.connection.local_candidates],
-                         self.relay_only)
+                         self.relay_only, self.advertised)
 
     def set_remote_credentials(self, ufrag: str, pwd: str) -> None:
         self.connection.remote_username = ufrag

@@ -91,7 +91,8 @@ class MediaWorker:
                 call = MediaCall(message.sid, message.controlling, self.config.audio.input,
                                  self.config.audio.output, self._send,
                                  merge_servers(self.config.ice, message.servers),
-                                 message.relay_only, self.certificate)
+                                 message.relay_only, self.certificate,
+                                 self.config.media.advertised_address)
                 self.calls[message.sid] = call
             await self._send(source, m.MediaPrepared(call.sid, call.ice.ufrag, call.ice.pwd,
                                                      self.certificate.fingerprint()))

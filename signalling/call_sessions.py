@@ -252,10 +252,13 @@ class CallSessions:
         return call.worker if call is not None else m.Process.MEDIA.value
 
     def worker_changed(self, name: str, state: m.WorkerState) -> None:
+        """A pool member exited, came back, or joined (a worker started on its own)."""
         if state is m.WorkerState.EXITED:
             self.down.add(name)
-        else:
-            self.down.discard(name)
+            return
+        self.down.discard(name)
+        if name not in self.pool:
+            self.pool = (*self.pool, name)
 
     def _dtls(self, sid: str) -> DtlsNegotiation:
         call = self.calls.get(sid)

@@ -154,10 +154,13 @@ class FileSessions:
         self.files[sid] = state
 
     def worker_changed(self, name: str, state: m.WorkerState) -> None:
+        """A pool member exited, came back, or joined (a worker started on its own)."""
         if state is m.WorkerState.EXITED:
             self.down.add(name)
-        else:
-            self.down.discard(name)
+            return
+        self.down.discard(name)
+        if name not in self.pool:
+            self.pool = (*self.pool, name)
 
     # --- sender -------------------------------------------------------------------
 

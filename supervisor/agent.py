@@ -275,8 +275,18 @@ class Supervisor:
 
     async def _on_message(self, source: str, message: m.Message) -> None:
         child = self.children.get(source)
-        if m.role_of(source) in (m.Process.MEDIA, m.Process.TRANSFER):
+        role = m.role_of(source)
+        if role in (m.Process.MEDIA, m.Process.TRANSFER):
             self._note_worker(source, message)
+        joined = False
+        if isinstance(message, m.Hello) and child is None and role in (m.Process.MEDIA,
+                                                                        m.Process.TRANSFER):
+            # A worker started on its own (another host, over tcp+CURVE) joins its pool.
+            child = self.children[source] = Child(role, False,
+                                                  "" if source == role.value else source)
+            child.last_heard = time.monotonic()
+            log.info("%s joined from %s (pid %d)", source, message.host, message.pid)
+            joined = True
         if isinstance(message, m.Hello) and child is not None:
             if not child.spawned_here and child.pid not in (0, message.pid):
                 child.restarts += 1
@@ -291,10 +301,10 @@ class Supervisor:
             if source == m.Process.SIGNALLING:
                 for worker in self._workers():
                     await self._send(worker, m.ResetSessions("signalling started"))
-            elif self.children[m.Process.SIGNALLING].alive and child.restarts:
+            elif self.children[m.Process.SIGNALLING].alive and (child.restarts or joined):
                 await self._send(m.Process.SIGNALLING, m.WorkerStateChanged(
-                    m.role_of(source), m.WorkerState.RESTARTED, message.pid, child.restarts,
-                    name=source))
+                    role, m.WorkerState.RESTARTED if child.restarts else m.WorkerState.STARTED,
+                    message.pid, child.restarts, name=source))
         elif isinstance(message, m.Goodbye) and child is not None:
             log.info("%s says goodbye", source)
             if not child.spawned_here and child.alive:

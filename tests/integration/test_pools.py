@@ -96,3 +96,91 @@ def test_two_transfer_workers_carry_two_transfers_at_once(start_agent, folder):
         assert done["sha256"] == digests[sid] and done["verified"]
     assert {on[s][0] for s in sids} == {"transfer", "transfer-2"}, on  # one each, sender
     assert {on[s][1] for s in sids} == {"transfer", "transfer-2"}, on  # and receiver
+
+
+def test_a_media_worker_in_another_namespace_joins_over_tcp_and_curve(folder):
+    """A media worker started on its own on another host (here: another network
+    namespace) joins alice's bus over tcp:// with CURVE, announces itself and carries
+    her call, audio both ways; its host's addresses are the call's candidates."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from bus.curve import make_keys
+    from scripts.agents import ROOT, USERS, Agent
+    from scripts.local_prosody import LocalProsody
+    from tests.integration.netns import Lab, namespaces_usable
+    from tests.integration.test_voice import dominant_hz, peak_frequency, voiced
+
+    reason = namespaces_usable()
+    if reason:
+        pytest.skip(reason)
+    lab = Lab(hosts=("a", "b", "w"))
+    data = Path(tempfile.mkdtemp(prefix="pj-pool-"))
+    server = LocalProsody(data, tls=True,
+                          interfaces=tuple(gw for gw, _ in lab.addresses.values()),
+                          prefix=("ip", "netns", "exec", lab.router))
+    agents, remote, extra = [], None, []
+    try:
+        server.configure(USERS)
+        server.start()
+        keys = make_keys(folder / "bus-keys")
+        _, alice_addr = lab.addresses["a"]
+        bus = {"PYJINGLE_BUS_ENDPOINT": f"tcp://{alice_addr}:47123",
+               "PYJINGLE_BUS_CURVE_KEYS": str(keys)}
+        for user, host, tone, env in (
+                ("alice", "a", 440, bus | {"PYJINGLE_BUS_SPAWN": "signalling,transfer"}),
+                ("bob", "b", 660, {})):
+            gw, _ = lab.addresses[host]
+            agents.append(Agent(server, user, folder, prefix=lab.prefix(host), address=gw,
+                                tls="optional", extra=f'[audio]\ninput = "tone:{tone}"\n'
+                                      f'output = "file:{folder}/{user}-heard.wav"\n', env=env))
+        alice, bob = agents
+        log = open(folder / "remote-media.log", "wb")  # noqa: SIM115
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYJINGLE_")} | bus
+        remote = subprocess.Popen([*lab.prefix("w"), sys.executable, "-m", "media_worker",
+                                   "--config", str(alice.config)], cwd=ROOT, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+        for agent in agents:
+            agent.wait_connected(30)
+        joined = alice.watch.wait_for(15, event="worker.state", worker="media", state="started")
+        assert joined["pid"] == remote.pid  # ip netns exec execs the worker
+        make_ready(alice, bob, timeout=20)
+        sid = call(alice, bob)
+        connected = alice.watch.wait_for(10, event="transport.state", sid=sid,
+                                         state="connected")
+        assert connected["local"] == "host"
+        time.sleep(3.0)
+        alice.client.hangup(sid)
+        bob.state(sid, "DEINIT", timeout=10)
+        for user, expected in (("alice", 660), ("bob", 440)):
+            rate, _, samples = dominant_hz(folder / f"{user}-heard.wav")
+            sound = voiced(samples, rate)
+            assert len(sound) > rate, f"{user} heard nothing"
+            assert abs(peak_frequency(sound, rate) - expected) < 15
+
+        # A second worker nobody declared joins under its own name and takes calls.
+        second = subprocess.Popen([*lab.prefix("w"), sys.executable, "-m", "media_worker",
+                                   "--config", str(alice.config), "--name", "media-2"],
+                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        extra.append(second)
+        alice.watch.wait_for(15, event="worker.state", worker="media-2", state="started")
+        first, other = call(alice, bob), call(alice, bob)
+        assert {worker_of(alice, first), worker_of(alice, other)} == {"media", "media-2"}
+        for sid in (first, other):
+            alice.client.hangup(sid)
+            bob.state(sid, "DEINIT", timeout=10)
+    finally:
+        for proc in extra:
+            proc.terminate()
+            proc.wait(10)
+        for agent in agents:
+            agent.stop()
+        if remote is not None:
+            remote.terminate()
+            remote.wait(10)
+        server.stop()
+        lab.close()
+        shutil.rmtree(data, ignore_errors=True)

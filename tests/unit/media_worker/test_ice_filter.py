@@ -18,3 +18,18 @@ def test_relay_only_keeps_relays_without_related_address():
 
 def test_default_signals_everything():
     assert signalled([HOST, SRFLX, RELAY], relay_only=False) == [HOST, SRFLX, RELAY]
+
+
+def test_an_advertised_address_stands_for_the_hosts_ipv4_addresses():
+    """media.advertised_address (1:1 NAT): host IPv4 candidates carry the public
+    address, port for port; IPv6, reflexive and relayed ones are left as they are."""
+    from bus.messages import IceCandidateInfo
+    from media_worker.ice import signalled
+
+    def cand(ip: str, kind: str) -> IceCandidateInfo:
+        return IceCandidateInfo(1, "f", 0, "c", ip, 5000, 100, "udp", kind)
+
+    out = signalled([cand("10.0.0.5", "host"), cand("fd00::5", "host"),
+                     cand("198.51.100.9", "srflx")], False, "203.0.113.7")
+    assert [(c.ip, c.port, c.type) for c in out] == [
+        ("203.0.113.7", 5000, "host"), ("fd00::5", 5000, "host"), ("198.51.100.9", 5000, "srflx")]
