@@ -32,6 +32,17 @@ def call(alice, bob):
     return sid
 
 
+def wait_alive(agent, worker, timeout=20.0):
+    """The pid of ``worker`` once the agent's status says it is alive."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = agent.client.status()["workers"].get(worker)
+        if found and found["alive"]:
+            return found["pid"]
+        time.sleep(0.1)
+    raise AssertionError(f"{worker} never joined: {agent.client.status()['workers']}")
+
+
 def worker_of(agent, sid):
     return next(s["worker"] for s in agent.client.sessions() if s["sid"] == sid)
 
@@ -145,8 +156,15 @@ def test_a_media_worker_in_another_namespace_joins_over_tcp_and_curve(folder):
                                   stdout=log, stderr=subprocess.STDOUT)
         for agent in agents:
             agent.wait_connected(30)
-        joined = alice.watch.wait_for(15, event="worker.state", worker="media", state="started")
-        assert joined["pid"] == remote.pid  # ip netns exec execs the worker
+        # (status, not the worker.state event: that may be published before the
+        # event subscription is through, ZeroMQ's slow joiner)
+        try:
+            assert wait_alive(alice, "media") == remote.pid  # ip netns exec execs it
+        except AssertionError as exc:
+            log.flush()
+            raise AssertionError(f"{exc}\nworker log: "
+                                 f"{(folder / 'remote-media.log').read_text()[-3000:]}"
+                                 f"\nagent log: {alice.log_text()}") from None
         make_ready(alice, bob, timeout=20)
         sid = call(alice, bob)
         connected = alice.watch.wait_for(10, event="transport.state", sid=sid,
@@ -166,7 +184,7 @@ def test_a_media_worker_in_another_namespace_joins_over_tcp_and_curve(folder):
                                    "--config", str(alice.config), "--name", "media-2"],
                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         extra.append(second)
-        alice.watch.wait_for(15, event="worker.state", worker="media-2", state="started")
+        assert wait_alive(alice, "media-2") == second.pid
         first, other = call(alice, bob), call(alice, bob)
         assert {worker_of(alice, first), worker_of(alice, other)} == {"media", "media-2"}
         for sid in (first, other):
