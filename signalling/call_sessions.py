@@ -222,7 +222,7 @@ class CallSessions:
             session = self.host.session(sid)
             relay_only = self.host.config.policy.relay_only_for(session.peer if session else "")
             prepare = m.PrepareMedia(sid, controlling, self._servers_for_call(), relay_only)
-            call.worker = self.place()
+            call.worker = self.place(sid)
             task = self.host.spawn(self.host.ask(call.worker, prepare, m.MediaPrepared, sid))
             call.preparing = task
         try:
@@ -237,13 +237,13 @@ class CallSessions:
                                         answer.fingerprint or None)
         return answer.ufrag, answer.pwd
 
-    def place(self) -> str:
-        """The media worker a new call goes to: the live one holding fewest calls (the
-        first of the pool when all are down: its restart is under way)."""
+    def place(self, sid: str) -> str:
+        """The media worker call ``sid`` goes to: the live one holding fewest other
+        calls (the first of the pool when all are down: its restart is under way)."""
         live = [name for name in self.pool if name not in self.down] or list(self.pool)
         held = {name: 0 for name in live}
-        for _sid, call in self.calls.items():
-            if call.worker in held:
+        for other, call in self.calls.items():
+            if other != sid and call.worker in held:
                 held[call.worker] += 1
         return min(live, key=lambda name: (held[name], live.index(name)))
 
