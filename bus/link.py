@@ -130,6 +130,11 @@ class ProcessLink:
     def _check_orphaned(self) -> None:
         silent = time.monotonic() - self._last_heard
         if self._exit_when_orphaned and silent > self._timeout:
+            if int(self._sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                # Frames are waiting: the supervisor spoke, this process was too busy
+                # to read (a loaded worker). Late is not orphaned; read on.
+                self._last_heard = time.monotonic()
+                return
             log.error("bus: supervisor silent for %.1f s, exiting", silent)
             self.stop_reason = "supervisor lost"
 

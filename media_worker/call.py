@@ -30,6 +30,7 @@ from media_worker.dtls_srtp import Certificate, DtlsError, DtlsSrtp, DtlsTimeout
 from media_worker.ice import IceTransport
 from media_worker.jitter import Concealed, JitterBuffer, Played
 from media_worker.liveness import ANSWER_WAIT, Liveness, PathAction, PathInput
+from media_worker.priority import overloaded
 from media_worker.reception import ReceptionStats
 from media_worker.rtp import (
     PacketError,
@@ -426,6 +427,7 @@ class MediaCall:
             if delay < -0.2:  # the loop stalled: skip ahead instead of bursting
                 deadline = loop.time()
                 delay = 0
+                overloaded()
             await asyncio.sleep(max(0.0, delay))
 
     async def _send_frame(self, frame: bytes, marker: bool) -> None:

@@ -21,32 +21,9 @@ from bus.link import ProcessLink
 from bus.tasks import TaskSet
 from media_worker.call import MediaCall
 from media_worker.dtls_srtp import Certificate
+from media_worker.priority import raise_priority, watch_load
 
 log = logging.getLogger(__name__)
-
-
-def raise_priority(mode: str) -> str:
-    """Give the 20 ms audio clock precedence over signalling and everything else.
-
-    ``realtime``: SCHED_RR at a low real-time priority (the worker sleeps between
-    frames, so it cannot starve the machine), else ``nice``: -10, else nothing.
-    Needs CAP_SYS_NICE (root, or systemd's AmbientCapabilities); without it the
-    worker runs at normal priority and says so.
-    """
-    if mode == "realtime":
-        try:
-            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(10))
-            return "realtime"
-        except (PermissionError, OSError, AttributeError) as exc:
-            log.info("media worker: no real-time scheduling (%s), trying nice", exc)
-            mode = "nice"
-    if mode == "nice":
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, -10)
-            return "nice"
-        except (PermissionError, OSError) as exc:
-            log.warning("media worker runs at normal priority: %s", exc)
-    return "normal"
 
 
 def merge_servers(static: IceConfig, learnt: m.IceServerInfo | None) -> IceConfig:
@@ -78,7 +55,8 @@ class MediaWorker:
 
     async def start(self, link: ProcessLink) -> None:
         self.link = link
-        raise_priority(os.environ.get("PYJINGLE_MEDIA_PRIORITY", "realtime"))
+        if raise_priority(os.environ.get("PYJINGLE_MEDIA_PRIORITY", "realtime")) == "realtime":
+            self._bg.spawn(watch_load())
 
     async def _send(self, process: str, message: m.Message) -> None:
         if self.link is not None:
