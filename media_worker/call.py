@@ -164,7 +164,14 @@ class MediaCall:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.ice.close()
+        # Whatever the sockets say on the way out (an address gone, a loaded host), the
+        # call is closed and its worker answers CloseSession.
+        for generation in (self.ice, self._next):
+            if generation is not None:
+                try:
+                    await asyncio.wait_for(generation.close(), 5.0)
+                except (OSError, ConnectionError, TimeoutError) as exc:
+                    log.info("call %s: closing ICE: %s", self.sid, exc or "timeout")
         for end in (self.source, self.sink):
             if end is not None:
                 end.close()
