@@ -30,6 +30,7 @@ from signalling.jingle.manager import bare
 from signalling.jingle.session import Session
 from signalling.jingle.stanzas import Content
 from signalling.jingle.states import Reason, Role, SessionState
+from signalling.pools import WorkerPool
 from signalling.records import SessionRecord, Slot
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,7 @@ class CallSessions:
         self.host = host
         self.calls: Slot[CallState] = Slot(host.records, "call")
         # The media worker pool (media.workers) and the members that are down.
-        self.pool = m.worker_names(m.Process.MEDIA, host.config.media.workers)
-        self.down: set[str] = set()
+        self.pool = WorkerPool(m.Process.MEDIA, host.config.media.workers)
         self.servers: extdisco.IceServers | None = None
         self._refresh: asyncio.TimerHandle | None = None
 
@@ -239,26 +239,16 @@ class CallSessions:
 
     def place(self, sid: str) -> str:
         """The media worker call ``sid`` goes to: the live one holding fewest other
-        calls (the first of the pool when all are down: its restart is under way)."""
-        live = [name for name in self.pool if name not in self.down] or list(self.pool)
-        held = {name: 0 for name in live}
-        for other, call in self.calls.items():
-            if other != sid and call.worker in held:
-                held[call.worker] += 1
-        return min(live, key=lambda name: (held[name], live.index(name)))
+        calls."""
+        return self.pool.place(call.worker for other, call in self.calls.items()
+                               if other != sid)
 
     def worker_of(self, sid: str) -> str:
         call = self.calls.get(sid)
         return call.worker if call is not None else m.Process.MEDIA.value
 
     def worker_changed(self, name: str, state: m.WorkerState) -> None:
-        """A pool member exited, came back, or joined (a worker started on its own)."""
-        if state is m.WorkerState.EXITED:
-            self.down.add(name)
-            return
-        self.down.discard(name)
-        if name not in self.pool:
-            self.pool = (*self.pool, name)
+        self.pool.changed(name, state)
 
     def _dtls(self, sid: str) -> DtlsNegotiation:
         call = self.calls.get(sid)

@@ -36,6 +36,7 @@ from signalling.jingle.manager import bare
 from signalling.jingle.session import Session
 from signalling.jingle.stanzas import Content
 from signalling.jingle.states import Action, Reason, Role, Senders
+from signalling.pools import WorkerPool
 from signalling.records import SessionRecord, Slot
 
 log = logging.getLogger(__name__)
@@ -131,20 +132,14 @@ class FileSessions:
         self.host = host
         self.files: Slot[FileState] = Slot(host.records, "file")
         # The transfer worker pool (transfer.workers) and the members that are down.
-        self.pool = m.worker_names(m.Process.TRANSFER, host.config.transfer.workers)
-        self.down: set[str] = set()
+        self.pool = WorkerPool(m.Process.TRANSFER, host.config.transfer.workers)
         self._placing: dict[str, str] = {}  # sid -> worker, while its state is being made
 
     def place(self, sid: str) -> str:
         """The transfer worker a new transfer goes to: the live one moving fewest
         (those being prepared count too, so simultaneous offers spread)."""
-        live = [name for name in self.pool if name not in self.down] or list(self.pool)
-        held = {name: 0 for name in live}
-        for worker in [state.worker for _sid, state in self.files.items()] + list(
-                self._placing.values()):
-            if worker in held:
-                held[worker] += 1
-        chosen = min(live, key=lambda name: (held[name], live.index(name)))
+        chosen = self.pool.place([state.worker for _sid, state in self.files.items()]
+                                 + list(self._placing.values()))
         self._placing[sid] = chosen
         return chosen
 
@@ -154,13 +149,7 @@ class FileSessions:
         self.files[sid] = state
 
     def worker_changed(self, name: str, state: m.WorkerState) -> None:
-        """A pool member exited, came back, or joined (a worker started on its own)."""
-        if state is m.WorkerState.EXITED:
-            self.down.add(name)
-            return
-        self.down.discard(name)
-        if name not in self.pool:
-            self.pool = (*self.pool, name)
+        self.pool.changed(name, state)
 
     # --- sender -------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ def hold(calls: CallSessions, records: dict[str, SessionRecord], sid: str) -> st
 
 def test_calls_spread_over_the_pool_and_skip_a_member_that_is_down():
     calls, records = pool(3)
-    assert calls.pool == ("media", "media-2", "media-3")
+    assert calls.pool.names == ("media", "media-2", "media-3")
     assert [hold(calls, records, f"c{i}") for i in range(4)] == [
         "media", "media-2", "media-3", "media"]
     calls.worker_changed("media-2", m.WorkerState.EXITED)
@@ -40,7 +40,7 @@ def test_a_worker_that_joins_takes_calls_and_all_down_falls_back_to_the_first():
     calls, records = pool(1)
     hold(calls, records, "c0")
     calls.worker_changed("media-9", m.WorkerState.STARTED)
-    assert calls.pool == ("media", "media-9")
+    assert calls.pool.names == ("media", "media-9")
     assert hold(calls, records, "c1") == "media-9"
     calls.worker_changed("media", m.WorkerState.EXITED)
     calls.worker_changed("media-9", m.WorkerState.EXITED)
