@@ -196,11 +196,16 @@ def until(check, timeout: float, step: float = 0.5):
         time.sleep(step)
 
 
-def latest_stats(agent: Agent, sid: str) -> dict:
+def stats_of(agent: Agent, sid: str) -> list[dict]:
+    """Every media.stats of call ``sid`` seen so far (draining what has arrived)."""
     while agent.watch.poll(0.05) is not None:
         pass
-    found = [e for e in agent.watch.seen
-             if e.get("event") == "media.stats" and e.get("sid") == sid]
+    return [e for e in agent.watch.seen
+            if e.get("event") == "media.stats" and e.get("sid") == sid]
+
+
+def latest_stats(agent: Agent, sid: str) -> dict:
+    found = stats_of(agent, sid)
     assert found, "no media.stats"
     return found[-1]
 
@@ -226,11 +231,8 @@ def our_call_to_dino(lab: Lab) -> tuple[Agent, str]:
 
 def received(agent: Agent, sid: str) -> int:
     """Packets received so far (0 before the first media.stats)."""
-    while agent.watch.poll(0.05) is not None:
-        pass
-    found = [e["received_packets"] for e in agent.watch.seen
-             if e.get("event") == "media.stats" and e.get("sid") == sid]
-    return found[-1] if found else 0
+    found = stats_of(agent, sid)
+    return found[-1]["received_packets"] if found else 0
 
 
 def heard_file(agent: Agent, sid: str) -> Path:
@@ -339,13 +341,18 @@ def test_our_call_to_dino_with_mute_hold_and_hangup(lab):
     record(PEER, "we hang up", "works")
 
 
-def test_dino_calls_us_mutes_and_hangs_up(lab):
+def dino_calls_alice(lab: Lab) -> tuple[Agent, str]:
+    """A fresh Dino calls alice; the sid of the call ringing at her agent."""
     alice = lab.agents["alice"]
     fresh_dino(lab)
     lab.dino.call(f"alice@{DOMAIN}")
     offer = alice.watch.wait_for(30, event="session.state", state="RECEIVEDINITIATE",
                                  kind="call")
-    sid = offer["sid"]
+    return alice, offer["sid"]
+
+
+def test_dino_calls_us_mutes_and_hangs_up(lab):
+    alice, sid = dino_calls_alice(lab)
     alice.client.accept(sid)
     alice.state(sid, "INPROGRESS", timeout=30)
     heard = heard_file(alice, sid)
@@ -373,13 +380,9 @@ def test_dino_calls_us_mutes_and_hangs_up(lab):
 
 
 def test_dino_rings_and_we_reject(lab):
-    alice = lab.agents["alice"]
-    fresh_dino(lab)
-    lab.dino.call(f"alice@{DOMAIN}")
-    offer = alice.watch.wait_for(30, event="session.state", state="RECEIVEDINITIATE",
-                                 kind="call")
-    alice.client.reject(offer["sid"])
-    alice.state(offer["sid"], "DEINIT", timeout=10)
+    alice, sid = dino_calls_alice(lab)
+    alice.client.reject(sid)
+    alice.state(sid, "DEINIT", timeout=10)
     assert until(lambda: lab.dino.ui("windows").count("DinoUiCallWindow") == 0, 10, 1)
     record(PEER, "we reject the peer's call", "works")
 
