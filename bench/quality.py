@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from pesq import pesq
 
 from bench.charts import bars
 from media_worker.audio import WavSource
-from media_worker.codecs import FRAME_SAMPLES, SILENCE, OpusCodec
+from media_worker.codecs import FRAME_SAMPLES, SILENCE, Codec, OpusCodec
 from media_worker.jitter import Concealed, JitterBuffer, Played
 
 TEXT = ("The quick brown fox jumps over the lazy dog. Peer to peer voice calls over "
@@ -34,9 +35,13 @@ def speech() -> np.ndarray:
         return np.frombuffer(b"".join(source.read() for _ in range(frames)), dtype=np.int16)
 
 
-def transmit(pcm: np.ndarray, loss: float, conceal: bool, seed: int) -> np.ndarray:
+def transmit(pcm: np.ndarray, loss: float, conceal: bool, seed: int,
+             codec: Callable[[], Codec] | None = None) -> np.ndarray:
+    """``pcm`` through encoder, ``loss`` random loss, jitter buffer and decoder; lost
+    frames concealed (FEC from the next packet, else PLC) or left silent."""
     rng = random.Random(seed)
-    sender, receiver = OpusCodec(fec=conceal), OpusCodec(fec=conceal)
+    make = codec or (lambda: OpusCodec(fec=conceal))
+    sender, receiver = make(), make()
     jitter = JitterBuffer()
     out = []
     frames = [pcm[i:i + FRAME_SAMPLES].tobytes() for i in range(0, len(pcm), FRAME_SAMPLES)]
@@ -58,19 +63,26 @@ def to_16k(pcm: np.ndarray) -> np.ndarray:
     return pcm.reshape(-1, 3).mean(axis=1).astype(np.float32) / 32768.0
 
 
+def score(reference: np.ndarray, loss: float, conceal: bool = True,
+          codec: Callable[[], Codec] | None = None) -> float:
+    """Wideband PESQ of ``reference`` (48 kHz, a multiple of 3 samples long) after
+    :func:`transmit`, the mean over three loss patterns."""
+    runs = [pesq(16000, to_16k(reference),
+                 to_16k(transmit(reference, loss, conceal, seed, codec)), "wb")
+            for seed in (1, 2, 3)]
+    return sum(runs) / len(runs)
+
+
 def main() -> None:
     reference = speech()
     reference = reference[:len(reference) // 3 * 3]
-    ref16 = to_16k(reference)
     print(f"quality: {len(reference) / 48000:.1f} s of espeak-ng speech, wideband PESQ "
           "(1.0 bad .. 4.6 transparent), mean of 3 loss patterns")
     chart: dict[str, dict[str, float]] = {}
     for loss in (0.0, 0.10, 0.20):
         scores = {}
         for conceal in (True, False):
-            runs = [pesq(16000, ref16, to_16k(transmit(reference, loss, conceal, seed)), "wb")
-                    for seed in (1, 2, 3)]
-            scores[conceal] = sum(runs) / len(runs)
+            scores[conceal] = score(reference, loss, conceal)
         print(f"quality: loss {loss * 100:4.0f}%: FEC+PLC {scores[True]:.2f}, without "
               f"{scores[False]:.2f}, ratio {scores[True] / scores[False]:.2f}x")
         chart[f"{loss * 100:.0f} % loss"] = {"FEC + PLC": scores[True],

@@ -30,6 +30,7 @@ from media_worker.dtls_srtp import Certificate, DtlsError, DtlsSrtp, DtlsTimeout
 from media_worker.ice import IceTransport
 from media_worker.jitter import Concealed, JitterBuffer, Played
 from media_worker.liveness import ANSWER_WAIT, Liveness, PathAction, PathInput
+from media_worker.loss_protection import LossProtection
 from media_worker.priority import overloaded
 from media_worker.reception import ReceptionStats
 from media_worker.rtp import (
@@ -98,6 +99,7 @@ class MediaCall:
         self.reception: ReceptionStats | None = None
         self.jitter = JitterBuffer()
         self.rtt_ms: float | None = None
+        self.loss_protection = LossProtection()
         self._last_sr: tuple[int, float] | None = None  # (LSR, arrival) of the peer's SR
         self._flowing = False
         self._closed = False
@@ -403,7 +405,7 @@ class MediaCall:
             await asyncio.sleep(WATCH_INTERVAL)
             if self._restart is not None and not self._restart.done():
                 continue
-            gone = self._addresses - host_addresses()
+            gone = self._addresses - host_addresses(max_age=WATCH_INTERVAL / 2)
             if gone:
                 log.info("call %s: local address %s gone: restarting ICE", self.sid,
                          ", ".join(sorted(gone)))
@@ -535,7 +537,12 @@ class MediaCall:
                 self._last_sr = (ntp_middle(packet.ntp_timestamp), now)
             reports = packet.reports if isinstance(packet, SenderReport | ReceiverReport) else ()
             for block in reports:
-                if block.ssrc == self.ssrc and block.last_sr:
+                if block.ssrc != self.ssrc:
+                    continue
+                change = self.loss_protection.on_report(block.fraction_lost, now)
+                if change is not None and self.codec is not None:
+                    self.codec.expect_loss(change)
+                if block.last_sr:
                     # RFC 3550 §6.4.1: RTT = A - LSR - DLSR, in 1/65536 s.
                     arrival = ntp_middle(ntp_timestamp(time.time()))
                     rtt = (arrival - block.last_sr - block.delay_since_last_sr) & 0xFFFFFFFF

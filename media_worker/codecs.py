@@ -14,6 +14,8 @@ import opuslib
 import opuslib.api.ctl
 import opuslib.api.encoder
 
+from media_worker.loss_protection import PROTECTED
+
 SAMPLE_RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms
 FRAME_BYTES = FRAME_SAMPLES * 2
@@ -33,6 +35,7 @@ class Codec(Protocol):
     def encode(self, pcm: bytes) -> bytes: ...
     def decode(self, payload: bytes) -> bytes: ...
     def conceal(self, next_payload: bytes | None) -> bytes: ...
+    def expect_loss(self, percent: int) -> None: ...
 
 
 class OpusCodec:
@@ -43,7 +46,7 @@ class OpusCodec:
     timestamp_step = FRAME_SAMPLES
 
     def __init__(self, payload_type: int = 111, fec: bool = True,
-                 expected_loss_percent: int = 10) -> None:
+                 expected_loss_percent: int = PROTECTED) -> None:
         self.payload_type = payload_type
         self.fec = fec
         self._encoder = opuslib.Encoder(SAMPLE_RATE, 1, opuslib.APPLICATION_VOIP)
@@ -53,9 +56,7 @@ class OpusCodec:
             # opuslib's inband_fec property setter drops its value; use the ctl directly.
             opuslib.api.encoder.encoder_ctl(self._encoder.encoder_state,
                                             opuslib.api.ctl.set_inband_fec, 1)
-            opuslib.api.encoder.encoder_ctl(self._encoder.encoder_state,
-                                            opuslib.api.ctl.set_packet_loss_perc,
-                                            expected_loss_percent)
+            self.expect_loss(expected_loss_percent)
         self._decoder = opuslib.Decoder(SAMPLE_RATE, 1)
 
     def encode(self, pcm: bytes) -> bytes:
@@ -72,6 +73,12 @@ class OpusCodec:
             except opuslib.OpusError:
                 pass
         return bytes(self._decoder.decode(b"", FRAME_SAMPLES))
+
+    def expect_loss(self, percent: int) -> None:
+        """How much FEC to spend (media_worker/loss_protection.py); none without FEC."""
+        if self.fec:
+            opuslib.api.encoder.encoder_ctl(self._encoder.encoder_state,
+                                            opuslib.api.ctl.set_packet_loss_perc, percent)
 
 
 def _mulaw_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -112,6 +119,9 @@ class PcmuCodec:
 
     def conceal(self, next_payload: bytes | None) -> bytes:
         return SILENCE
+
+    def expect_loss(self, percent: int) -> None:
+        pass  # G.711 has no FEC
 
 
 def make_codec(name: str, payload_type: int, fec: bool) -> Codec:
