@@ -9,6 +9,10 @@ if ! command -v espeak-ng >/dev/null 2>&1; then
 fi
 .venv/bin/python -c "import pesq, matplotlib" 2>/dev/null \
     || .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[bench]' 2>&1 | grep -v "is ignored" >&2 || true
-for bench in call_setup isolation capacity quality transfer ibb; do
+benches="call_setup isolation capacity codec_settings quality transfer ibb"
+if [ "$(id -u)" = 0 ]; then
+    benches="$benches remote_worker"  # network namespaces
+fi
+for bench in $benches; do
     .venv/bin/python -m "bench.$bench"
 done
