@@ -20,8 +20,9 @@ from bench.lab import lab, start
 from scripts.agents import make_ready
 from scripts.raw_xmpp import login, logout
 from signalling.file_sessions import IBB_BLOCK_SIZE
-from transfer_worker.transfer import IBB_WINDOW
+from transfer_worker.transfer import ibb_window
 
+IBB_WINDOW = ibb_window(IBB_BLOCK_SIZE)
 NS = "http://jabber.org/protocol/ibb"
 BARE_BLOCK = 16384
 BARE_WINDOW = 16

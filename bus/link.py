@@ -31,6 +31,7 @@ from bus.messages import (
     MessageError,
     Process,
     Shutdown,
+    coalesce,
     decode,
     encode,
     role_of,
@@ -81,8 +82,20 @@ class ProcessLink:
         self._outbox.put_nowait((destination, message))
 
     async def _drain(self) -> None:
+        """Send what was posted, in order; consecutive messages to one destination
+        that say one thing (:func:`coalesce`) leave as one."""
+        held: tuple[str, Message] | None = None
         while True:
-            destination, message = await self._outbox.get()
+            destination, message = held or await self._outbox.get()
+            held = None
+            while not self._outbox.empty():
+                following = self._outbox.get_nowait()
+                merged = coalesce(message, following[1]) if following[0] == destination \
+                    else None
+                if merged is None:
+                    held = following
+                    break
+                message = merged
             await self.send(destination, message)
 
     async def run(self, handler: Handler) -> str:

@@ -637,19 +637,23 @@ class UseIbb(Message):
 
 @dataclass(frozen=True)
 class IbbChunk(Message):
-    """One in-band block: sender worker -> signalling, or signalling -> receiver worker."""
+    """Consecutive in-band blocks, the first numbered ``seq`` (XEP-0047 §2.2: blocks
+    count modulo 65536): sender worker -> signalling, or signalling -> receiver worker.
+    A window's worth may travel as one message (see :func:`coalesce`)."""
 
     sid: str
     seq: int
-    data: bytes
+    blocks: tuple[bytes, ...]
 
 
 @dataclass(frozen=True)
 class IbbAck(Message):
-    """Block ``seq`` is through: the peer acknowledged it, or the receiver wrote it."""
+    """Blocks ``seq`` .. ``seq + count - 1`` are through: the peer acknowledged them,
+    or the receiver wrote them."""
 
     sid: str
     seq: int
+    count: int = 1
 
 
 @dataclass(frozen=True)
@@ -733,6 +737,29 @@ class WorkerFailed(Message):
     sid: str
     reason: str
     detail: str = ""
+
+
+# --- batching ----------------------------------------------------------------
+
+MAX_BATCH_BYTES = 512 * 1024  # in-band bytes in one message, well under MAX_FRAME
+
+
+def coalesce(first: Message, second: Message) -> Message | None:
+    """One message saying what ``first`` then ``second`` say, when they are in-band
+    blocks or acknowledgements of one stream that follow each other; else None.
+
+    In-band data crosses the bus once per block each way (blocks, then their
+    acknowledgements); a link merges what is queued for the same destination, so a
+    window's worth costs one hop instead of one per block."""
+    if (isinstance(first, IbbChunk) and isinstance(second, IbbChunk)
+            and first.sid == second.sid
+            and second.seq == (first.seq + len(first.blocks)) & 0xFFFF
+            and sum(map(len, first.blocks + second.blocks)) <= MAX_BATCH_BYTES):
+        return IbbChunk(first.sid, first.seq, first.blocks + second.blocks)
+    if (isinstance(first, IbbAck) and isinstance(second, IbbAck) and first.sid == second.sid
+            and second.seq == (first.seq + first.count) & 0xFFFF):
+        return IbbAck(first.sid, first.seq, first.count + second.count)
+    return None
 
 
 # --- codec -------------------------------------------------------------------

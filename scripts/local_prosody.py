@@ -51,6 +51,10 @@ proxy65_interfaces = {{ "{proxy_ip}" }}
 groups_file = "{data}/groups.txt"
 {turn}-- Jingle signalling is bursts of small stanzas: Nagle would hold them ~40 ms.
 network_settings = {{ nagle = false }}
+-- Prosody 0.12 reads a client 4 KiB at a time from an 8 KiB buffer; whenever the
+-- buffer holds more it pauses the connection for its 1 ms minimum timer, capping any
+-- one client's upload (in-band file transfer) near 3 MB/s. Whole buffers: no pause.
+network_default_read_size = 65536
 
 VirtualHost "{domain}"
 

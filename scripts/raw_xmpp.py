@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import slixmpp
 
@@ -22,6 +23,11 @@ async def login(server: LocalProsody, user: str, resource: str = "raw") -> slixm
     client.add_event_handler("session_start", lambda _e: ready.set())
     client.connect("127.0.0.1", server.c2s_port)
     await asyncio.wait_for(ready.wait(), 10)
+    # As the agents do (signalling/xmpp/client.py): without TCP_NODELAY, Nagle and
+    # the server's delayed ACK hold a stanza's last segment back ~40 ms.
+    sock = client.transport.get_extra_info("socket") if client.transport else None
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return client
 
 

@@ -871,7 +871,7 @@ SESSION_REPORTS: dict[type, Callable[[Signalling, str, Session, Any], None]] = {
     m.WorkerFailed: Signalling._worker_failed,
     m.MediaFlowing: Signalling._media_flowing,
     m.IbbChunk: lambda s, _src, session, msg: s.files.ibb_chunk(session, msg),
-    m.IbbAck: lambda s, _src, session, msg: s.files.ibb_written(session, msg.seq),
+    m.IbbAck: lambda s, _src, session, msg: s.files.ibb_written(session, msg),
     m.CandidateResult: lambda s, _src, session, msg: s.files.candidate_result(
         session, msg.cid, msg.own_proxy),
     m.TransferDone: lambda s, _src, session, msg: s.files.transfer_done(session, msg),

@@ -78,10 +78,10 @@ class TransferWorker:
         elif isinstance(message, m.IbbAck):
             transfer = self.transfers.get(message.sid)
             if transfer is not None and transfer.sending:
-                transfer.ibb_acked()
+                transfer.ibb_acked(message.count)
         elif isinstance(message, m.IbbChunk):
             transfer = self.transfers.get(message.sid)
-            if transfer is None or not await transfer.ibb_chunk(message.seq, message.data):
+            if transfer is None or not await transfer.ibb_chunk(message.seq, message.blocks):
                 await self._send(source, m.WorkerFailed(message.sid, "failed-transport"))
         elif isinstance(message, m.CommitFile):
             # Verifying may read the whole file again: off the message loop, so other
