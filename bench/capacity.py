@@ -35,17 +35,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-SPEECH_SECONDS = 60  # longer than a run's calls last; a WAV source is silent after its end
-
-
 def speech_wav(pcm: np.ndarray, path: Path) -> Path:
-    """The speech repeated for SPEECH_SECONDS, as the agents' ``file:`` audio input."""
-    repeats = SPEECH_SECONDS * 48000 // len(pcm) + 1
+    """The speech as a WAV, for the agents' ``loop:`` audio input."""
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(48000)
-        wav.writeframes(np.tile(pcm, repeats).tobytes())
+        wav.writeframes(pcm.tobytes())
     return path
 
 
@@ -57,7 +53,7 @@ def plain_opus_per_call_second(pcm: np.ndarray) -> float:
 
 def run(n: int, wav: Path, encryption: str = "required") -> tuple[float, float]:
     media = f'[media]\nencryption = "{encryption}"\n'
-    audio = f'[audio]\ninput = "file:{wav}"\noutput = "null"\n'
+    audio = f'[audio]\ninput = "loop:{wav}"\noutput = "null"\n'
     with lab() as (server, folder):
         alice = start(server, folder, "alice", audio + media)
         bob = start(server, folder, "bob", audio + '[policy]\nauto_accept_calls = "all"\n'

@@ -461,7 +461,8 @@ def _build(table: Mapping[str, Any], env: Mapping[str, str], source: str) -> Age
     )
     audio = AudioConfig(input=r.text("audio", "input", "default"),
                         output=r.text("audio", "output", "default"))
-    for key, value, ok in (("audio.input", audio.input, ("default", "silence", "tone:", "file:")),
+    for key, value, ok in (("audio.input", audio.input,
+                            ("default", "silence", "tone:", "file:", "loop:")),
                            ("audio.output", audio.output, ("default", "null", "file:"))):
         if not any(value == o or (o.endswith(":") and value.startswith(o)) for o in ok):
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(ok)}")

@@ -74,18 +74,23 @@ def _to_pipeline_format(raw: bytes, rate: int, channels: int, width: int) -> np.
 
 
 class WavSource:
-    """A 16-bit WAV file at any rate and channel count; silence after its end."""
+    """A 16-bit WAV file at any rate and channel count; silence after its end, or
+    from its start again with ``loop`` (music on hold, a bot's announcement)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, loop: bool = False) -> None:
         with wave.open(path, "rb") as wav:
             raw = wav.readframes(wav.getnframes())
             self._samples = _to_pipeline_format(raw, wav.getframerate(), wav.getnchannels(),
                                                 wav.getsampwidth())
         self._offset = 0
+        self._loop = loop and len(self._samples) > 0
 
     def read(self) -> bytes:
         chunk = self._samples[self._offset:self._offset + FRAME_SAMPLES]
         self._offset += FRAME_SAMPLES
+        if self._loop and len(chunk) < FRAME_SAMPLES:
+            self._offset = FRAME_SAMPLES - len(chunk)
+            chunk = np.concatenate([chunk, self._samples[:self._offset]])
         data = chunk.tobytes()
         return data + bytes(FRAME_BYTES - len(data))
 
@@ -163,6 +168,8 @@ def open_source(spec: str) -> Source:
         return ToneSource(float(spec[5:]))
     if spec.startswith("file:"):
         return WavSource(spec[5:])
+    if spec.startswith("loop:"):
+        return WavSource(spec[5:], loop=True)
     try:
         return _DeviceStream(output=False)
     except Exception as exc:

@@ -46,6 +46,9 @@ def test_wav_sink_and_source_round_trip(tmp_path):
     frames = b"".join(source.read() for _ in range(25))
     assert abs(dominant_hz(frames) - 1000) < 5
     assert source.read() == bytes(FRAME_BYTES)  # silence after the end
+    looped = open_source(f"loop:{path}")
+    again = b"".join(looped.read() for _ in range(50))
+    assert again[:len(frames)] == frames and again[len(frames):] == frames  # on repeat
 
 
 def test_wav_source_converts_rate_and_channels(tmp_path):
