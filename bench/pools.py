@@ -67,7 +67,8 @@ def send_jitter_p99(trace: Path, sids: list[str], start: float, end: float) -> f
     return percentile(deviations, 99) if deviations else float("inf")
 
 
-def capacity(workers: int, steps: list[int], wav: Path) -> tuple[int, list[tuple[int, float]]]:
+def capacity(workers: int, steps: list[int], wav: Path,
+             env: dict[str, str] | None = None) -> tuple[int, list[tuple[int, float]]]:
     pool = (f"[media]\nworkers = {workers}\n"
             f'[audio]\ninput = "loop:{wav}"\noutput = "null"\n')
     seen: list[tuple[int, float]] = []
@@ -75,8 +76,10 @@ def capacity(workers: int, steps: list[int], wav: Path) -> tuple[int, list[tuple
     best = 0
     trace = Path(tempfile.mkdtemp(prefix="pj-trace-"))
     with lab() as (server, folder):
-        alice = start(server, folder, "alice", pool, env={"PYJINGLE_MEDIA_TRACE": str(trace)})
-        bob = start(server, folder, "bob", pool + '[policy]\nauto_accept_calls = "all"\n')
+        alice = start(server, folder, "alice", pool,
+                      env={**(env or {}), "PYJINGLE_MEDIA_TRACE": str(trace)})
+        bob = start(server, folder, "bob", pool + '[policy]\nauto_accept_calls = "all"\n',
+                    env=env)
         make_ready(alice, bob)
         sids: list[str] = []
         try:

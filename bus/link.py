@@ -39,6 +39,10 @@ from bus.messages import (
 
 log = logging.getLogger(__name__)
 
+# A spawning supervisor that is alive but silent gets this many heartbeat timeouts
+# before its child gives it up (a hung supervisor; systemd's watchdog sees it too).
+PARENT_PATIENCE = 10
+
 Handler = Callable[[str, Message], Awaitable[None]]  # (source's bus identity, message)
 
 
@@ -54,8 +58,9 @@ class ProcessLink:
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, process: Process, *,
                  heartbeat_interval: float, heartbeat_timeout: float,
                  exit_when_orphaned: bool, curve_keys: str | None = None,
-                 name: str | None = None) -> None:
-        """``name``: this process's bus identity when it is one of a pool ("media-2")."""
+                 name: str | None = None, parent_pid: int | None = None) -> None:
+        """``name``: this process's bus identity when it is one of a pool ("media-2").
+        ``parent_pid``: the supervisor that spawned this process, when it did."""
         self.process = process
         self.name = name or process.value
         self._sock = ctx.socket(zmq.DEALER)
@@ -69,6 +74,8 @@ class ProcessLink:
         self._interval = heartbeat_interval
         self._timeout = heartbeat_timeout
         self._exit_when_orphaned = exit_when_orphaned
+        self._parent = parent_pid
+        self._starved_warned = False
         self._last_heard = time.monotonic()
         self._outbox: asyncio.Queue[tuple[str, Message]] = asyncio.Queue()
         self.stop_reason: str | None = None
@@ -147,6 +154,16 @@ class ProcessLink:
                 # Frames are waiting: the supervisor spoke, this process was too busy
                 # to read (a loaded worker). Late is not orphaned; read on.
                 self._last_heard = time.monotonic()
+                return
+            if (self._parent is not None and os.getppid() == self._parent
+                    and silent <= self._timeout * PARENT_PATIENCE):
+                # Our parent lives (its death would take us with it, PR_SET_PDEATHSIG):
+                # silent but alive is a supervisor starved of CPU (real-time media
+                # workers on every core), not a lost one. Exiting would end every call.
+                if not self._starved_warned:
+                    self._starved_warned = True
+                    log.warning("bus: supervisor silent for %.1f s but alive: waiting",
+                                silent)
                 return
             log.error("bus: supervisor silent for %.1f s, exiting", silent)
             self.stop_reason = "supervisor lost"

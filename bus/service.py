@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from typing import Protocol
 
@@ -35,7 +36,8 @@ async def serve(config: AgentConfig, process: Process, service: Service,
                        heartbeat_interval=config.bus.heartbeat_interval,
                        heartbeat_timeout=config.bus.heartbeat_timeout,
                        exit_when_orphaned=is_supervised(),
-                       curve_keys=config.bus.curve_keys, name=name)
+                       curve_keys=config.bus.curve_keys, name=name,
+                       parent_pid=os.getppid() if is_supervised() else None)
     await service.start(link)
     runner = asyncio.create_task(link.run(service.handle))
     stopper = asyncio.create_task(stop.wait())

@@ -197,11 +197,21 @@ class Supervisor:
                 if child.process is not m.Process.SIGNALLING]
 
     async def _watch_liveness(self) -> None:
-        """A process silent for ``heartbeat_timeout`` is treated as dead."""
-        timeout = self.config.bus.heartbeat_timeout
+        """A process silent for ``heartbeat_timeout`` is treated as dead, unless the
+        silence was ours: frames waiting on the hub, or this loop starved of CPU (it
+        woke late), say nothing about the children."""
+        timeout, interval = self.config.bus.heartbeat_timeout, self.config.bus.heartbeat_interval
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(self.config.bus.heartbeat_interval)
+            await asyncio.sleep(interval)
             now = time.monotonic()
+            late, last = now - last - interval, now
+            if late > interval or int(self.hub.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                if late > interval:
+                    log.warning("supervisor starved of CPU for %.1f s: its children's "
+                                "silence is not held against them", late)
+                for child in self.children.values():
+                    child.last_heard = max(child.last_heard, now - interval)
             for child in self.children.values():
                 if child.alive:
                     await self._send(child.ident,

@@ -191,3 +191,26 @@ def test_processes_started_on_their_own(prosody, folder):
         if own is not None:
             # Told to shut down by the supervisor, it exits on its own.
             assert own.wait(5) == 0
+
+
+def test_a_starved_supervisor_loses_no_process_and_no_call(start_agent):
+    """A supervisor that is alive but silent (here stopped; in life starved of CPU by
+    real-time media workers on every core) for longer than the heartbeat timeout:
+    its children wait for it instead of exiting, and once it runs again it does not
+    hold their silence against them. The call goes on with the same processes."""
+    alice = start_agent("alice")  # heartbeats every 0.2 s, timeout 2 s (scripts/agents.py)
+    bob = start_agent("bob", '[policy]\nauto_accept_calls = "all"\n')
+    make_ready(alice, bob)
+    sid = alice.client.call(bob.bare)
+    alice.state(sid, "INPROGRESS", timeout=15)
+    pids = alice.pids()
+    os.kill(alice.proc.pid, signal.SIGSTOP)
+    time.sleep(4.5)  # over two heartbeat timeouts
+    os.kill(alice.proc.pid, signal.SIGCONT)
+    time.sleep(3.0)  # and more than one with the supervisor running again
+    assert alice.pids() == pids
+    assert all(pid_alive(p) for p in pids)
+    assert [s["state"] for s in alice.client.sessions() if s["sid"] == sid] == ["INPROGRESS"]
+    assert "supervisor silent" in alice.log_text() and "but alive" in alice.log_text()
+    alice.client.hangup(sid)
+    bob.state(sid, "DEINIT", timeout=10)
