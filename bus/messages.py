@@ -635,6 +635,12 @@ class UseIbb(Message):
     size: int = 0  # receiving a requested file: its size, known only from the accept
 
 
+def next_seq(seq: int, count: int = 1) -> int:
+    """The in-band block number ``count`` blocks after ``seq``: XEP-0047 §2.2 counts
+    blocks in 16 bits, wrapping to 0 after 65535."""
+    return (seq + count) & 0xFFFF
+
+
 @dataclass(frozen=True)
 class IbbChunk(Message):
     """Consecutive in-band blocks, the first numbered ``seq`` (XEP-0047 §2.2: blocks
@@ -753,11 +759,11 @@ def coalesce(first: Message, second: Message) -> Message | None:
     window's worth costs one hop instead of one per block."""
     if (isinstance(first, IbbChunk) and isinstance(second, IbbChunk)
             and first.sid == second.sid
-            and second.seq == (first.seq + len(first.blocks)) & 0xFFFF
+            and second.seq == next_seq(first.seq, len(first.blocks))
             and sum(map(len, first.blocks + second.blocks)) <= MAX_BATCH_BYTES):
         return IbbChunk(first.sid, first.seq, first.blocks + second.blocks)
     if (isinstance(first, IbbAck) and isinstance(second, IbbAck) and first.sid == second.sid
-            and second.seq == (first.seq + first.count) & 0xFFFF):
+            and second.seq == next_seq(first.seq, first.count)):
         return IbbAck(first.sid, first.seq, first.count + second.count)
     return None
 

@@ -574,7 +574,7 @@ class FileSessions:
         if state is None or state.ibb is None:
             return
         for offset, data in enumerate(chunk.blocks):
-            seq = (chunk.seq + offset) & 0xFFFF
+            seq = m.next_seq(chunk.seq, offset)
 
             def acked(error: StanzaError | None, seq: int = seq) -> None:
                 if error is not None:
@@ -593,7 +593,7 @@ class FileSessions:
         if state is None:
             return
         for offset in range(ack.count):
-            iq_id = state.ibb_acks.pop((ack.seq + offset) & 0xFFFF, None)
+            iq_id = state.ibb_acks.pop(m.next_seq(ack.seq, offset), None)
             if iq_id is not None:
                 self.host.send_result(iq_id, session.peer)
 

@@ -110,7 +110,6 @@ class Transfer:
         self.closed = False
         self._file: BinaryIO | None = None
         self._window = asyncio.Semaphore(ibb_window(1))
-        self._window_size = ibb_window(1)
         self._digest = hashlib.sha256()
         self.sha256: str | None = None  # of the whole file, once all bytes are through
         self._expected_seq = 0
@@ -372,8 +371,7 @@ class Transfer:
             self.size = size
         if self.sending:
             self.offset = offset
-            self._window_size = ibb_window(block_size)
-            self._window = asyncio.Semaphore(self._window_size)
+            self._window = asyncio.Semaphore(ibb_window(block_size))
             self._task = self._spawn(self._ibb_send(block_size))
         else:
             self._digest = await self._resume_digest()
@@ -406,12 +404,12 @@ class Transfer:
                     if blocks:
                         await self._send(m.Process.SIGNALLING,
                                          m.IbbChunk(self.sid, seq, tuple(blocks)))
-                        seq = (seq + len(blocks)) & 0xFFFF
+                        seq = m.next_seq(seq, len(blocks))
                         self.transferred += sum(map(len, blocks))
                         last = await self._progress(last)
                     if len(blocks) == 0 or self.transferred >= self.size:
                         break
-            for _ in range(self._window_size):  # every block acknowledged
+            for _ in range(ibb_window(block_size)):  # every block acknowledged
                 await self._window.acquire()
             sha256 = await hashing
         except OSError as exc:
@@ -437,7 +435,7 @@ class Transfer:
             self._file.write(data)
             self._digest.update(data)
             self.transferred += len(data)
-        self._expected_seq = (seq + len(blocks)) & 0xFFFF
+        self._expected_seq = m.next_seq(seq, len(blocks))
         self._last_progress = await self._progress(self._last_progress)
         await self._send(m.Process.SIGNALLING, m.IbbAck(self.sid, seq, len(blocks)))
         if self.transferred == self.size:
